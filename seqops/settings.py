@@ -1,0 +1,147 @@
+"""Typed platform settings: the one place that decides embedded defaults vs the production profile.
+
+Every path the platform writes derives from ``Settings.home`` (``SEQOPS_HOME``), so two homes never
+mix. Nothing is read or created at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Profile = Literal["embedded", "production"]
+
+
+def _checkout_root() -> Path | None:
+    """The source checkout this package runs from (editable install), if any."""
+    root = Path(__file__).resolve().parents[1]
+    return root if (root / "pyproject.toml").is_file() and (root / "dags").is_dir() else None
+
+
+def _default_home() -> Path:
+    root = _checkout_root()
+    return (root / ".seqops") if root else (Path.home() / ".seqops")
+
+
+class Settings(BaseSettings):
+    """Platform settings, read from ``SEQOPS_*`` environment variables.
+
+    The embedded profile (default) keeps all state in SQLite databases and local files under
+    ``home``. The production profile takes server URLs for the same roles; it refuses to start
+    when one is missing rather than silently falling back to a local file.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SEQOPS_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Root of all platform state.")
+    profile: Profile = "embedded"
+    host: str = Field("127.0.0.1", description="Interface every local web surface binds to.")
+    airflow_port: int = 8080
+    mlflow_port: int = 5000
+    admin_user: str = "admin"
+    admin_password: SecretStr | None = Field(
+        None, description="Login for the web surfaces; generated into home on first start if unset."
+    )
+    # Production profile: external services (all required there, unused when embedded).
+    airflow_db_url: SecretStr | None = None
+    airflow_executor: Literal["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"] = "LocalExecutor"
+    celery_broker_url: SecretStr | None = None
+    mlflow_tracking_uri: str | None = None
+    mlflow_artifact_root: str | None = None
+    feast_registry_url: SecretStr | None = None
+    feast_offline_pg_url: SecretStr | None = None
+    feast_online_redis: str | None = Field(None, description="host:port[,db=N] of the Redis online store.")
+    object_store_root: str | None = Field(None, description="s3://bucket/prefix for raw and curated data.")
+
+    @model_validator(mode="after")
+    def _production_is_complete(self) -> Settings:
+        if self.profile == "production":
+            required = {
+                "SEQOPS_AIRFLOW_DB_URL": self.airflow_db_url,
+                "SEQOPS_MLFLOW_TRACKING_URI": self.mlflow_tracking_uri,
+                "SEQOPS_FEAST_REGISTRY_URL": self.feast_registry_url,
+                "SEQOPS_FEAST_OFFLINE_PG_URL": self.feast_offline_pg_url,
+                "SEQOPS_FEAST_ONLINE_REDIS": self.feast_online_redis,
+            }
+            missing = [name for name, value in required.items() if not value]
+            if missing:
+                raise ValueError(
+                    "production profile needs " + ", ".join(missing)
+                    + " (see README, 'Production profile'); or set SEQOPS_PROFILE=embedded"
+                )
+        return self
+
+    # ---- layout under home -------------------------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where batches arrive: ``landing/<dataset>/incoming/*.csv|parquet`` (+ optional .meta.json)."""
+        return self.data_dir / "landing"
+
+    @property
+    def raw_dir(self) -> Path:
+        """Immutable, content-addressed copy of every batch ever landed."""
+        return self.data_dir / "raw"
+
+    @property
+    def curated_dir(self) -> Path:
+        """Validated rows only, Parquet partitioned by dataset and series."""
+        return self.data_dir / "curated"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Rejected batches with their validation reports (JSON + Data Docs HTML)."""
+        return self.data_dir / "quarantine"
+
+    @property
+    def features_dir(self) -> Path:
+        """Feast's runtime state: window tables, registry and online store (embedded)."""
+        return self.home / "features"
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files and logs of the processes `seqops platform up` started."""
+        return self.home / "run"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def repo_root(self) -> Path:
+        root = _checkout_root()
+        if root is None:
+            raise RuntimeError("seqops is not running from a source checkout; DAGs and feature repo not found")
+        return root
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking store: a SQLite file when embedded, the server otherwise."""
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> str:
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        return (self.mlflow_dir / "artifacts").resolve().as_uri()
+
+
+def get_settings() -> Settings:
+    """Settings read from the environment now (cheap; not cached so tests can switch homes)."""
+    return Settings()
