@@ -69,7 +69,8 @@ class Settings(BaseSettings):
             missing = [name for name, value in required.items() if not value]
             if missing:
                 raise ValueError(
-                    "production profile needs " + ", ".join(missing)
+                    "production profile needs "
+                    + ", ".join(missing)
                     + " (see README, 'Production profile'); or set SEQOPS_PROFILE=embedded"
                 )
         return self
@@ -125,7 +126,9 @@ class Settings(BaseSettings):
     def repo_root(self) -> Path:
         root = _checkout_root()
         if root is None:
-            raise RuntimeError("seqops is not running from a source checkout; DAGs and feature repo not found")
+            raise RuntimeError(
+                "seqops is not running from a source checkout; DAGs and feature repo not found"
+            )
         return root
 
     @property

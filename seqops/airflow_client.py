@@ -1,0 +1,107 @@
+"""A small client for the Airflow 3 REST API (``/api/v2``), authenticated like a user.
+
+Used by ``seqops platform up`` (unpause, trigger, wait) and by people's scripts. Talks to the
+api-server only: tasks never touch the metadata database (Airflow 3 forbids it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+import httpx
+
+
+class AirflowError(RuntimeError):
+    pass
+
+
+class AirflowClient:
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._auth = (username, password)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._token: str | None = None
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _login(self) -> str:
+        username, password = self._auth
+        resp = self._http.post("/auth/token", json={"username": username, "password": password})
+        if resp.status_code not in (200, 201):
+            raise AirflowError(
+                f"login to {self.base_url} as {username!r} failed ({resp.status_code}): {resp.text[:200]}"
+            )
+        return resp.json()["access_token"]
+
+    def request(self, method: str, path: str, **kwargs) -> dict:
+        if self._token is None:
+            self._token = self._login()
+        headers = {"Authorization": f"Bearer {self._token}"}
+        resp = self._http.request(method, path, headers=headers, **kwargs)
+        if resp.status_code == 401:  # token expired: log in once more
+            self._token = self._login()
+            headers = {"Authorization": f"Bearer {self._token}"}
+            resp = self._http.request(method, path, headers=headers, **kwargs)
+        if resp.status_code >= 400:
+            raise AirflowError(f"{method} {path} -> {resp.status_code}: {resp.text[:300]}")
+        return resp.json() if resp.content else {}
+
+    def healthy(self) -> bool:
+        try:
+            resp = self._http.get("/api/v2/monitor/health", timeout=5)
+        except httpx.HTTPError:
+            return False
+        if resp.status_code != 200:
+            return False
+        data = resp.json()
+        return all(data.get(part, {}).get("status") == "healthy" for part in ("metadatabase", "scheduler"))
+
+    # -- resources -------------------------------------------------------------------------------
+    def dags(self) -> list[dict]:
+        return self.request("GET", "/api/v2/dags", params={"limit": 100})["dags"]
+
+    def import_errors(self) -> list[dict]:
+        return self.request("GET", "/api/v2/importErrors")["import_errors"]
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(self, dag_id: str, conf: dict | None = None) -> str:
+        run = self.request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+        )
+        return run["dag_run_id"]
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict:
+        return self.request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances"
+        return self.request("GET", path, params={"limit": 1000})["task_instances"]
+
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        *,
+        timeout: float = 1800,
+        poll: float = 3.0,
+        progress: Callable[[str], None] | None = None,
+    ) -> str:
+        """Block until the run ends; return its final state. Reports task progress as it goes."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            state = self.dag_run(dag_id, run_id)["state"]
+            if progress is not None:
+                tis = self.task_instances(dag_id, run_id)
+                done = sum(ti["state"] in {"success", "failed", "skipped", "upstream_failed"} for ti in tis)
+                line = f"{dag_id} {state}: {done}/{len(tis)} task instances finished"
+                if line != last:
+                    progress(line)
+                    last = line
+            if state in {"success", "failed"}:
+                return state
+            time.sleep(poll)
+        raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s")

@@ -1,0 +1,204 @@
+"""The ``seqops`` command: one front door to every stage. Each command calls a plain function.
+
+Heavy libraries are imported inside commands, so ``seqops --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from seqops.settings import get_settings
+
+app = typer.Typer(
+    help=(
+        "seqops runs the life of LSTM forecasters over many time series: ingest and validate "
+        "batches, materialize features (Feast), train and register models (MLflow), promote them "
+        "through gates, and watch for drift.\n\n"
+        "Start the local platform with `make up` (or `seqops platform up`); ingest a file with "
+        "`seqops ingest PATH`. State lives under SEQOPS_HOME (default: .seqops in the checkout)."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+platform_app = typer.Typer(
+    help="Start, stop and inspect the local platform (Airflow, MLflow).", no_args_is_help=True
+)
+import_app = typer.Typer(
+    help="Turn outside files into canonical batches in the landing zone.", no_args_is_help=True
+)
+app.add_typer(platform_app, name="platform")
+app.add_typer(import_app, name="import")
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+@app.command()
+def ingest(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A canonical-format CSV or Parquet batch (series_id, timestamp with offset, value)."
+        ),
+    ],
+    dataset: Annotated[
+        str, typer.Option(help="Dataset whose policy applies (config/datasets.toml).")
+    ] = "default",
+    interval_start: Annotated[
+        str | None,
+        typer.Option(help="Batch interval start (ISO 8601); default: from PATH.meta.json if present."),
+    ] = None,
+    interval_end: Annotated[str | None, typer.Option(help="Batch interval end, exclusive.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON summary.")] = False,
+) -> None:
+    """Land, validate and publish one batch. Exit 0 when accepted, 1 when rejected (quarantined).
+
+    Example: seqops ingest batch.csv --dataset pjm --json
+    """
+    from seqops.ingest import ingest_file
+
+    settings = get_settings()
+    interval = (interval_start, interval_end) if (interval_start or interval_end) else None
+    try:
+        outcome = ingest_file(settings, path, dataset, interval=interval)
+    except FileNotFoundError as exc:
+        _say(f"error: {exc}")
+        if as_json:
+            typer.echo(json.dumps({"status": "error", "error": str(exc)}))
+        raise typer.Exit(2) from exc
+    _say(outcome.message)
+    if as_json:
+        typer.echo(json.dumps(outcome.summary()))
+    raise typer.Exit(0 if outcome.accepted else 1)
+
+
+@import_app.command("pjm")
+def import_pjm_cmd(
+    source: Annotated[
+        Path | None,
+        typer.Option(help="Folder of raw <ZONE>_hourly.csv[.gz] files (default: the shipped demo)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where to write batches (default: the landing zone's incoming folder for dataset pjm)."
+        ),
+    ] = None,
+    period: Annotated[str, typer.Option(help="One batch per 'year', 'month' or 'all'.")] = "year",
+) -> None:
+    """Import raw PJM hourly-load files (mixed date formats, DST repeats, disorder) as batches."""
+    from seqops.importers import import_pjm
+    from seqops.store import LandingZone
+
+    settings = get_settings()
+    source = source or settings.repo_root / "demo" / "pjm_hourly"
+    out = out or LandingZone(settings).incoming("pjm")
+    report = import_pjm(source, out, period=period)  # type: ignore[arg-type]
+    _say(
+        f"{report.rows_read} rows read, {report.rows_written} written in {len(report.batches)} "
+        f"batches to {out}; repairs: {report.repairs}"
+    )
+    typer.echo(json.dumps(report.to_dict()))
+
+
+@import_app.command("table")
+def import_table_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet file, long or wide.")],
+    out: Annotated[Path, typer.Option(help="Canonical batch file to write (.csv or .parquet).")],
+    layout: Annotated[
+        str,
+        typer.Option(
+            help="'long' (series, timestamp, value columns) or 'wide' "
+            "(a timestamp column and one column per series)."
+        ),
+    ] = "long",
+    timestamp_column: Annotated[str, typer.Option()] = "timestamp",
+    series_column: Annotated[str, typer.Option()] = "series_id",
+    value_column: Annotated[str, typer.Option()] = "value",
+    timezone: Annotated[str | None, typer.Option(help="Zone of naive timestamps, e.g. UTC.")] = None,
+) -> None:
+    """Convert a generic table to one canonical batch file (then `seqops ingest` it)."""
+    from seqops.importers import SourceFormatError, import_table
+
+    try:
+        frame = import_table(
+            path,
+            layout=layout,
+            timestamp_column=timestamp_column,  # type: ignore[arg-type]
+            series_column=series_column,
+            value_column=value_column,
+            timezone=timezone,
+        )
+    except SourceFormatError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    frame = frame.assign(timestamp=frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.name.endswith(".parquet"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
+    _say(f"wrote {len(frame)} rows of {frame['series_id'].nunique()} series to {out}")
+
+
+@platform_app.command("up")
+def platform_up(
+    demo: Annotated[bool, typer.Option(help="Load and ingest the PJM demo data.")] = True,
+) -> None:
+    """Initialise the home, start Airflow and MLflow on 127.0.0.1, ingest the demo, print URLs."""
+    from seqops import platform
+
+    settings = get_settings()
+    try:
+        platform.up(settings, demo=demo, progress=_say)
+    except Exception as exc:
+        _say(f"error: {exc}\nLogs: {settings.run_dir}. Stop what started with `make down`.")
+        raise typer.Exit(1) from exc
+    password = platform.admin_password(settings)
+    typer.echo(
+        "\nseqops is up.\n"
+        f"  Airflow UI : {platform.airflow_url(settings)}   login {settings.admin_user} / {password}\n"
+        f"  MLflow UI  : {platform.mlflow_url(settings)}   login {settings.admin_user} / {password}\n"
+        f"  home       : {settings.home}\n"
+        "Stop everything with `make down`."
+    )
+
+
+@platform_app.command("down")
+def platform_down() -> None:
+    """Stop exactly the processes `platform up` started (by recorded pid)."""
+    from seqops import platform
+
+    stopped = platform.stop(get_settings(), progress=_say)
+    typer.echo(f"stopped {len(stopped)} services" if stopped else "nothing was running")
+
+
+@platform_app.command("status")
+def platform_status() -> None:
+    """Which services of this home are running."""
+    from seqops import platform
+
+    settings = get_settings()
+    alive = platform.running(settings)
+    for service in platform.services(settings):
+        state = f"running (pid {alive[service.name]['pid']})" if service.name in alive else "stopped"
+        typer.echo(f"{service.name:14s} {state}")
+
+
+@platform_app.command("env")
+def platform_env() -> None:
+    """Print the environment (shell exports) to use the `airflow` CLI against this home."""
+    from seqops import platform
+
+    for key, value in platform.airflow_env(get_settings()).items():
+        typer.echo(f"export {key}={json.dumps(value)}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

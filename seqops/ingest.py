@@ -1,0 +1,314 @@
+"""Ingestion stages: land -> validate -> publish (or quarantine). Plain functions, no Airflow.
+
+The ``ingest_sequences`` DAG and ``seqops ingest`` call the same functions. Invariants:
+
+* every batch is copied into the raw store before anything else happens (nothing is lost);
+* a batch is published whole or quarantined whole: rows landed = rows accepted + rows quarantined;
+* every stage is idempotent: the same batch (same bytes) gives the same files and the same verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from seqops.settings import Settings
+from seqops.store import BatchRef, CuratedStore, LandingZone, Quarantine, RawStore
+
+
+class BatchRejected(RuntimeError):
+    """A batch failed validation; it is in the quarantine. The message says why and where."""
+
+    def __init__(self, outcome: IngestOutcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+@dataclass
+class IngestOutcome:
+    """What happened to one batch. Small and JSON-able (XCom, ``--json``)."""
+
+    dataset: str
+    batch_id: str
+    source: str
+    accepted: bool
+    rows_landed: int
+    rows_accepted: int
+    rows_quarantined: int
+    raw_path: str
+    report_dir: str
+    quarantine_path: str | None
+    message: str
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> dict:
+        """The one-line JSON summary of ``seqops ingest --json``."""
+        keys = (
+            "dataset",
+            "batch_id",
+            "source",
+            "accepted",
+            "rows_landed",
+            "rows_accepted",
+            "rows_quarantined",
+            "quarantine_path",
+            "report_dir",
+            "errors",
+            "warnings",
+        )
+        data = {key: getattr(self, key) for key in keys}
+        data["status"] = "accepted" if self.accepted else "rejected"
+        return data
+
+
+def report_dir(settings: Settings, ref: BatchRef) -> Path:
+    """Where a batch's validation report lives, accepted or not."""
+    return settings.data_dir / "reports" / ref.dataset / ref.batch_id
+
+
+def land_file(
+    settings: Settings,
+    path: Path,
+    dataset: str,
+    *,
+    interval: tuple[str | None, str | None] | None = None,
+) -> BatchRef:
+    """Copy one file into the raw store (content-addressed, once) and return its reference."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file; give the path of a CSV or Parquet batch")
+    declared = interval or LandingZone.declared_interval(path)
+    return RawStore(settings).put(path, dataset, interval=declared)
+
+
+def land_pending(settings: Settings, dataset: str) -> list[BatchRef]:
+    """Claim every file waiting in ``landing/<dataset>/incoming``: raw copy first, then archive."""
+    zone = LandingZone(settings)
+    refs = []
+    for path in zone.pending(dataset):
+        refs.append(land_file(settings, path, dataset))
+        zone.archive(path, dataset)
+    return refs
+
+
+def _interval(ref: BatchRef) -> tuple[datetime | None, datetime | None] | None:
+    if ref.interval_start is None and ref.interval_end is None:
+        return None
+    parse = lambda v: datetime.fromisoformat(v) if v else None  # noqa: E731
+    return (parse(ref.interval_start), parse(ref.interval_end))
+
+
+def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
+    """Read, coerce and validate the raw copy. Returns (result-or-None, coerced frame, read error)."""
+    from validation.validate import validate_batch
+
+    from seqops.canonical import BatchReadError, coerce, read_batch
+    from seqops.datasets import load_spec
+
+    try:
+        raw = read_batch(Path(ref.raw_path))
+    except BatchReadError as exc:
+        return None, None, str(exc)
+    frame = coerce(raw)
+    known = CuratedStore(settings).series(ref.dataset)
+    result = validate_batch(
+        frame,
+        load_spec(ref.dataset),
+        batch_id=ref.batch_id,
+        interval=_interval(ref),
+        known_series=known,
+        now=now or datetime.now(UTC),
+    )
+    return result, frame, None
+
+
+def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) -> IngestOutcome:
+    """Validate a landed batch and write its report; quarantine it whole when rejected.
+
+    Does not publish: :func:`publish` does, from the raw copy, only for an accepted batch.
+    """
+    from validation.report import write_report
+
+    out_dir = report_dir(settings, ref)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    result, _, read_error = _read_and_validate(settings, ref, now)
+    if result is None:
+        rows = 0
+        accepted = False
+        errors = [f"unreadable batch: {read_error}"]
+        warnings: list[str] = []
+        detail = f"cannot read the batch: {read_error}"
+        (out_dir / "validation.json").write_text(
+            json.dumps({"batch": ref.to_dict(), "accepted": False, "read_error": read_error}, indent=2)
+        )
+    else:
+        write_report(result, out_dir)
+        rows = result.row_count
+        accepted = result.accepted
+        errors = [f"{o.expectation}({o.column or ''}): {o.unexpected_count} rows" for o in result.errors()]
+        warnings = [
+            f"{o.expectation}({o.column or ''}): {o.unexpected_count} rows" for o in result.warnings()
+        ]
+        detail = result.message()
+    quarantine_path = None
+    if not accepted:
+        folder = Quarantine(settings).put(ref)
+        for item in out_dir.iterdir():
+            target = folder / item.name
+            if item.is_dir():
+                shutil.copytree(item, target, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(item, target)
+        quarantine_path = str(folder)
+        message = (
+            f"REJECTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): "
+            f"{rows} rows quarantined, 0 published.\n{detail}\n"
+            f"The batch and its report are in {folder} (open data_docs/index.html). "
+            "Fix the source and land the corrected file again; nothing from this batch reached "
+            "the curated store."
+        )
+    else:
+        message = (
+            f"ACCEPTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): "
+            f"{rows} rows valid.\n{detail}"
+        )
+    outcome = IngestOutcome(
+        dataset=ref.dataset,
+        batch_id=ref.batch_id,
+        source=ref.original_name,
+        accepted=accepted,
+        rows_landed=rows,
+        rows_accepted=rows if accepted else 0,
+        rows_quarantined=0 if accepted else rows,
+        raw_path=ref.raw_path,
+        report_dir=str(out_dir),
+        quarantine_path=quarantine_path,
+        message=message,
+        warnings=warnings,
+        errors=errors,
+    )
+    (out_dir / "outcome.json").write_text(json.dumps(outcome.to_dict(), indent=2))
+    return outcome
+
+
+def publish(settings: Settings, ref: BatchRef) -> int:
+    """Write an accepted batch's rows to the curated store; return the rows written.
+
+    Refuses a batch without an accepted verdict, so a rejected batch can never leak rows.
+    """
+    from seqops.canonical import coerce, read_batch, to_canonical
+
+    verdict_file = report_dir(settings, ref) / "outcome.json"
+    if not verdict_file.exists():
+        raise RuntimeError(f"batch {ref.batch_id} has no validation verdict; run validate first")
+    verdict = json.loads(verdict_file.read_text())
+    if not verdict["accepted"]:
+        raise BatchRejected(IngestOutcome(**verdict))
+    frame = to_canonical(coerce(read_batch(Path(ref.raw_path))))
+    written = CuratedStore(settings).write(ref.dataset, ref, frame)
+    if written != verdict["rows_accepted"]:
+        raise RuntimeError(
+            f"batch {ref.batch_id}: {written} rows written but {verdict['rows_accepted']} were "
+            "accepted; the curated store may be inconsistent, re-run publish"
+        )
+    return written
+
+
+def ingest_file(
+    settings: Settings,
+    path: Path,
+    dataset: str,
+    *,
+    interval: tuple[str | None, str | None] | None = None,
+    now: datetime | None = None,
+) -> IngestOutcome:
+    """The whole path for one file: land, validate, then publish or quarantine."""
+    ref = land_file(settings, path, dataset, interval=interval)
+    outcome = validate(settings, ref, now=now)
+    if outcome.accepted:
+        publish(settings, ref)
+    return outcome
+
+
+def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None = None) -> list[BatchRef]:
+    """Land pending batches for one pipeline run, remembering the claim.
+
+    A re-run of the same run id returns the batches it claimed the first time (and claims nothing
+    new), so clearing a run re-processes exactly its own batches.
+    """
+    from urllib.parse import quote
+
+    manifests = settings.landing_dir / "_runs"
+    manifest = manifests / f"{quote(run_id or 'manual', safe='')}.json"
+    if run_id and manifest.exists():
+        return [BatchRef.from_dict(item) for item in json.loads(manifest.read_text())]
+    if dataset:
+        datasets = [dataset]
+    elif settings.landing_dir.exists():
+        datasets = sorted(p.name for p in settings.landing_dir.iterdir() if (p / "incoming").is_dir())
+    else:
+        datasets = []
+    refs = [ref for name in datasets for ref in land_pending(settings, name)]
+    if run_id:
+        manifests.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps([ref.to_dict() for ref in refs], indent=2))
+    return refs
+
+
+def run_summary(settings: Settings, refs: list[dict]) -> dict:
+    """Reconcile a run's batches from their verdicts and the curated store."""
+    curated = CuratedStore(settings)
+    published, rejected, pending = [], [], []
+    landed = accepted = quarantined = 0
+    for item in refs:
+        ref = BatchRef.from_dict(item)
+        verdict_file = report_dir(settings, ref) / "outcome.json"
+        if not verdict_file.exists():
+            pending.append(ref.batch_id)
+            continue
+        verdict = json.loads(verdict_file.read_text())
+        landed += verdict["rows_landed"]
+        accepted += verdict["rows_accepted"]
+        quarantined += verdict["rows_quarantined"]
+        if not verdict["accepted"]:
+            rejected.append(
+                {
+                    "batch_id": ref.batch_id,
+                    "source": ref.original_name,
+                    "quarantine_path": verdict["quarantine_path"],
+                    "errors": verdict["errors"],
+                }
+            )
+        elif curated.has_batch(ref.dataset, ref.batch_id):
+            published.append(
+                {"dataset": ref.dataset, "batch_id": ref.batch_id, "rows": verdict["rows_accepted"]}
+            )
+        else:
+            pending.append(ref.batch_id)
+    lines = [
+        f"{len(refs)} batches: {len(published)} published, {len(rejected)} quarantined, "
+        f"{len(pending)} not finished; rows landed {landed} = accepted {accepted} + quarantined {quarantined}"
+    ]
+    for item in rejected:
+        lines.append(
+            f"  quarantined {item['batch_id']} ({item['source']}): {'; '.join(item['errors'])} "
+            f"-> {item['quarantine_path']}"
+        )
+    return {
+        "batches": len(refs),
+        "published": published,
+        "rejected": rejected,
+        "unfinished": pending,
+        "rows_landed": landed,
+        "rows_accepted": accepted,
+        "rows_quarantined": quarantined,
+        "text": "\n".join(lines),
+    }

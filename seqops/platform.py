@@ -1,0 +1,375 @@
+"""The local platform: initialise the embedded stack, start and stop its processes by pid.
+
+``seqops platform up`` starts, as separate processes bound to 127.0.0.1 (never ``airflow
+standalone``, whose log servers bind 0.0.0.0): the Airflow api-server, scheduler, dag-processor and
+triggerer (LocalExecutor), and the MLflow tracking server with its login (basic-auth app). Each pid
+is recorded with its start time under ``SEQOPS_HOME/run``; ``down`` stops exactly those process
+trees and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from seqops.settings import Settings
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    argv: list[str]
+    health_url: str | None
+
+
+def _bin(name: str) -> str:
+    """An executable of this environment (the venv's), falling back to PATH."""
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else (shutil.which(name) or name)
+
+
+def _secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
+    path = settings.secrets_dir / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def admin_password(settings: Settings) -> str:
+    if settings.admin_password is not None:
+        return settings.admin_password.get_secret_value()
+    return _secret(settings, "admin_password", lambda: secrets.token_urlsafe(12))
+
+
+def airflow_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.airflow_port}"
+
+
+def mlflow_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.mlflow_port}"
+
+
+def airflow_env(settings: Settings) -> dict[str, str]:
+    """Environment for every Airflow process and task of this home (also used by the tests)."""
+
+    def fernet() -> str:
+        from cryptography.fernet import Fernet
+
+        return Fernet.generate_key().decode()
+
+    home = settings.airflow_home
+    db_url = (
+        settings.airflow_db_url.get_secret_value()
+        if settings.airflow_db_url
+        else f"sqlite:///{(home / 'airflow.db').resolve()}"
+    )
+    env = {
+        "SEQOPS_HOME": str(settings.home.resolve()),
+        "SEQOPS_PROFILE": settings.profile,
+        "AIRFLOW_HOME": str(home.resolve()),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.repo_root / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": settings.airflow_executor,
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__FERNET_KEY": _secret(settings, "airflow_fernet_key", fernet),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{airflow_url(settings)}/execution/",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+        "AIRFLOW__API__HOST": settings.host,
+        "AIRFLOW__API__PORT": str(settings.airflow_port),
+        "AIRFLOW__API__BASE_URL": airflow_url(settings),
+        "AIRFLOW__API__SECRET_KEY": _secret(settings, "airflow_secret_key", lambda: secrets.token_hex(32)),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(
+            settings, "airflow_jwt_secret", lambda: secrets.token_hex(32)
+        ),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+    if settings.celery_broker_url:
+        env["AIRFLOW__CELERY__BROKER_URL"] = settings.celery_broker_url.get_secret_value()
+    return env
+
+
+def _write_passwords(settings: Settings) -> None:
+    path = settings.airflow_home / "passwords.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({settings.admin_user: admin_password(settings)}))
+    path.chmod(0o600)
+
+
+def _mlflow_auth_config(settings: Settings) -> Path:
+    settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.mlflow_dir / "basic_auth.ini"
+    path.write_text(
+        "[mlflow]\n"
+        "default_permission = READ\n"
+        f"database_uri = sqlite:///{(settings.mlflow_dir / 'basic_auth.db').resolve()}\n"
+        f"admin_username = {settings.admin_user}\n"
+        f"admin_password = {admin_password(settings)}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def services(settings: Settings) -> list[Service]:
+    airflow = _bin("airflow")
+    return [
+        Service(
+            "api-server",
+            [airflow, "api-server", "-H", settings.host, "-p", str(settings.airflow_port)],
+            f"{airflow_url(settings)}/api/v2/monitor/health",
+        ),
+        Service("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None),
+        Service("dag-processor", [airflow, "dag-processor"], None),
+        Service("triggerer", [airflow, "triggerer", "--skip-serve-logs"], None),
+        Service(
+            "mlflow",
+            [
+                _bin("mlflow"),
+                "server",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.mlflow_port),
+                "--backend-store-uri",
+                settings.tracking_uri,
+                "--default-artifact-root",
+                settings.artifact_root,
+                "--workers",
+                "1",
+                "--app-name",
+                "basic-auth",
+            ],
+            f"{mlflow_url(settings)}/health",
+        ),
+    ]
+
+
+def init(settings: Settings, progress: Progress = print) -> None:
+    """Create the home, its secrets and databases. Idempotent."""
+    for folder in (
+        settings.home,
+        settings.data_dir,
+        settings.run_dir,
+        settings.features_dir,
+        settings.mlflow_dir,
+        settings.airflow_home,
+    ):
+        folder.mkdir(parents=True, exist_ok=True)
+    _write_passwords(settings)
+    env = {**os.environ, **airflow_env(settings)}
+    progress("migrating the Airflow metadata database ...")
+    subprocess.run(
+        [_bin("airflow"), "db", "migrate"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    if settings.profile == "embedded":
+        progress("initialising the MLflow tracking store ...")
+        init_mlflow(settings)
+
+
+def init_mlflow(settings: Settings) -> None:
+    """Create the tracking store's schema once, before any parallel use (STACK_NOTES)."""
+    (settings.mlflow_dir / "artifacts").mkdir(parents=True, exist_ok=True)
+    code = (
+        "import mlflow; from mlflow.tracking import MlflowClient; "
+        f"MlflowClient({settings.tracking_uri!r}).search_experiments()"
+    )
+    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
+def _pidfile(settings: Settings, name: str) -> Path:
+    return settings.run_dir / f"{name}.pid"
+
+
+def _alive(record: dict) -> bool:
+    import psutil
+
+    try:
+        proc = psutil.Process(record["pid"])
+        return abs(proc.create_time() - record["create_time"]) < 1.0 and proc.status() != "zombie"
+    except psutil.NoSuchProcess:
+        return False
+
+
+def running(settings: Settings) -> dict[str, dict]:
+    """Services of this home that are running, by name (pid files checked against start times)."""
+    out = {}
+    for service in services(settings):
+        path = _pidfile(settings, service.name)
+        if path.exists():
+            record = json.loads(path.read_text())
+            if _alive(record):
+                out[service.name] = record
+    return out
+
+
+def start(settings: Settings, progress: Progress = print) -> None:
+    import psutil
+
+    env = {**os.environ, **airflow_env(settings)}
+    env["MLFLOW_AUTH_CONFIG_PATH"] = str(_mlflow_auth_config(settings))
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    already = running(settings)
+    for service in services(settings):
+        if service.name in already:
+            progress(f"{service.name} already running (pid {already[service.name]['pid']})")
+            continue
+        log = (settings.run_dir / f"{service.name}.log").open("ab")
+        proc = subprocess.Popen(
+            service.argv,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=settings.home,
+            start_new_session=True,
+        )
+        record = {
+            "pid": proc.pid,
+            "create_time": psutil.Process(proc.pid).create_time(),
+            "argv": service.argv,
+        }
+        _pidfile(settings, service.name).write_text(json.dumps(record))
+        progress(f"started {service.name} (pid {proc.pid}, log {settings.run_dir / (service.name + '.log')})")
+
+
+def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = print) -> None:
+    import httpx
+
+    from seqops.airflow_client import AirflowClient
+
+    client = AirflowClient(airflow_url(settings), settings.admin_user, admin_password(settings))
+    deadline = time.monotonic() + timeout
+    pending = {"airflow": False, "mlflow": False}
+    while time.monotonic() < deadline:
+        gone = [s.name for s in services(settings) if s.name not in running(settings)]
+        if gone:
+            raise RuntimeError(f"{', '.join(gone)} exited during start-up; see {settings.run_dir}/<name>.log")
+        pending["airflow"] = pending["airflow"] or client.healthy()
+        if not pending["mlflow"]:
+            try:
+                pending["mlflow"] = httpx.get(f"{mlflow_url(settings)}/health", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                pass
+        if all(pending.values()):
+            progress("Airflow and MLflow answer")
+            return
+        time.sleep(2)
+    waiting = [k for k, ok in pending.items() if not ok]
+    raise RuntimeError(f"{', '.join(waiting)} did not answer within {timeout:.0f} s; see {settings.run_dir}")
+
+
+def stop(settings: Settings, progress: Progress = print, grace: float = 20) -> list[str]:
+    """Stop every process tree that ``start`` recorded for this home, and only those."""
+    import psutil
+
+    stopped = []
+    for service in reversed(services(settings)):
+        path = _pidfile(settings, service.name)
+        if not path.exists():
+            continue
+        record = json.loads(path.read_text())
+        if _alive(record):
+            root = psutil.Process(record["pid"])
+            tree = [root, *root.children(recursive=True)]
+            try:
+                os.killpg(record["pid"], signal.SIGTERM)  # its own session: the whole group
+            except ProcessLookupError:
+                pass
+            for proc in tree:
+                try:
+                    proc.terminate()
+                except psutil.NoSuchProcess:
+                    pass
+            _, alive = psutil.wait_procs(tree, timeout=grace)
+            for proc in alive:
+                try:
+                    proc.kill()
+                except psutil.NoSuchProcess:
+                    pass
+            psutil.wait_procs(alive, timeout=5)
+            stopped.append(service.name)
+            progress(f"stopped {service.name} (pid {record['pid']}, {len(tree)} processes)")
+        path.unlink()
+    return stopped
+
+
+def load_demo(settings: Settings, progress: Progress = print) -> int:
+    """Import the shipped PJM demo into the landing zone, once; return the batches waiting."""
+    from seqops.importers import import_pjm
+    from seqops.store import CuratedStore, LandingZone
+
+    if CuratedStore(settings).series("pjm"):
+        progress("demo data already curated: nothing to load")
+        return 0
+    incoming = LandingZone(settings).incoming("pjm")
+    report = import_pjm(settings.repo_root / "demo" / "pjm_hourly", incoming, period="year")
+    progress(
+        f"imported PJM demo: {report.rows_read} raw rows -> {report.rows_written} canonical rows in "
+        f"{len(report.batches)} batches; repairs {report.repairs}"
+    )
+    return len(report.batches)
+
+
+def up(settings: Settings, *, demo: bool = True, progress: Progress = print) -> dict:
+    """Initialise, start everything, wait until it answers, and ingest the demo through Airflow."""
+    from seqops.airflow_client import AirflowClient
+
+    init(settings, progress)
+    pending_batches = load_demo(settings, progress) if demo else 0
+    start(settings, progress)
+    wait_healthy(settings, progress=progress)
+    client = AirflowClient(airflow_url(settings), settings.admin_user, admin_password(settings))
+    progress("waiting for the dag-processor to parse the DAGs ...")
+    deadline = time.monotonic() + 180
+    expected = {p.stem for p in (settings.repo_root / "dags").glob("*.py") if not p.name.startswith("_")}
+    while time.monotonic() < deadline:
+        parsed = {d["dag_id"] for d in client.dags()}
+        errors = client.import_errors()
+        if errors:
+            detail = "; ".join(
+                f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors
+            )
+            raise RuntimeError(f"DAG import errors: {detail}")
+        if expected <= parsed:
+            break
+        time.sleep(2)
+    else:
+        raise RuntimeError(f"DAGs not parsed within 180 s: missing {sorted(expected - parsed)}")
+    for dag_id in sorted(parsed):
+        client.set_paused(dag_id, False)
+    result = {"dags": sorted(parsed)}
+    if pending_batches:
+        run_id = client.trigger("ingest_sequences")
+        progress(f"ingesting {pending_batches} demo batches: ingest_sequences run {run_id}")
+        state = client.wait_for_run("ingest_sequences", run_id, progress=progress)
+        result["demo_ingest"] = {"run_id": run_id, "state": state}
+        if state != "success":
+            raise RuntimeError(
+                f"demo ingestion run {run_id} ended {state}: open {airflow_url(settings)}/dags/ingest_sequences"
+            )
+    return result
