@@ -97,7 +97,6 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             settings, "airflow_jwt_secret", lambda: secrets.token_hex(32)
         ),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "1",
@@ -233,6 +232,9 @@ def start(settings: Settings, progress: Progress = print) -> None:
     env = {**os.environ, **airflow_env(settings)}
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(_mlflow_auth_config(settings))
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret(
+        settings, "mlflow_flask_secret_key", lambda: secrets.token_hex(32)
+    )
     already = running(settings)
     for service in services(settings):
         if service.name in already:
@@ -370,6 +372,7 @@ def up(settings: Settings, *, demo: bool = True, progress: Progress = print) -> 
         result["demo_ingest"] = {"run_id": run_id, "state": state}
         if state != "success":
             raise RuntimeError(
-                f"demo ingestion run {run_id} ended {state}: open {airflow_url(settings)}/dags/ingest_sequences"
+                f"demo ingestion run {run_id} ended {state}: "
+                f"open {airflow_url(settings)}/dags/ingest_sequences"
             )
     return result

@@ -1,0 +1,67 @@
+"""Shared test set-up: one throw-away SEQOPS_HOME (and Airflow home) per test session.
+
+The environment is set in ``pytest_configure``, before any test module imports Airflow, whose
+configuration is read once at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    session_home = Path(tempfile.mkdtemp(prefix="seqops-test-home-"))
+    config._seqops_home = session_home  # type: ignore[attr-defined]
+    os.environ["SEQOPS_HOME"] = str(session_home)
+    os.environ.pop("SEQOPS_PROFILE", None)
+    from seqops.platform import airflow_env
+    from seqops.settings import Settings
+
+    os.environ.update(airflow_env(Settings()))
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = getattr(config, "_seqops_home", None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB (SQLite) in the session home; dag.test() runs against it."""
+    from seqops.settings import get_settings
+
+    settings = get_settings()
+    subprocess.run(
+        [str(Path(os.sys.executable).with_name("airflow")), "db", "migrate"],
+        check=True,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    return settings.airflow_home
+
+
+@pytest.fixture()
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An empty SEQOPS_HOME for one test; returns its Settings."""
+    from seqops.settings import Settings
+
+    monkeypatch.setenv("SEQOPS_HOME", str(tmp_path / "home"))
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def pjm_source() -> Path:
+    """The shipped, compressed PJM demo files."""
+    return REPO / "demo" / "pjm_hourly"
