@@ -202,6 +202,7 @@ def import_pjm(
     period: Literal["year", "month", "all"] = "year",
     zones: Iterable[str] | None = None,
     since: str | None = None,
+    report_path: Path | None = None,
 ) -> ImportReport:
     """Import raw PJM zone files into canonical interval batches under ``out_dir``."""
     import pandas as pd
@@ -218,7 +219,9 @@ def import_pjm(
     if since:
         frame = frame[frame["timestamp"] >= pd.Timestamp(since, tz="UTC")]
     write_batches(frame, out_dir, prefix="pjm", period=period, report=report)
-    (out_dir / "pjm_import_report.json").write_text(json.dumps(report.to_dict(), indent=2))
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report.to_dict(), indent=2))
     return report
 
 

@@ -106,10 +106,9 @@ def _interval(ref: BatchRef) -> tuple[datetime | None, datetime | None] | None:
 
 def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
     """Read, coerce and validate the raw copy. Returns (result-or-None, coerced frame, read error)."""
-    from validation.validate import validate_batch
-
     from seqops.canonical import BatchReadError, coerce, read_batch
     from seqops.datasets import load_spec
+    from validation.validate import validate_batch
 
     try:
         raw = read_batch(Path(ref.raw_path))
@@ -128,6 +127,11 @@ def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
     return result, frame, None
 
 
+def _brief(outcome) -> str:
+    column = f"[{outcome.column}]" if outcome.column else ""
+    return f"{outcome.rule or outcome.expectation}{column}: {outcome.unexpected_count} rows"
+
+
 def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) -> IngestOutcome:
     """Validate a landed batch and write its report; quarantine it whole when rejected.
 
@@ -143,9 +147,11 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
     if result is None:
         rows = 0
         accepted = False
-        errors = [f"unreadable batch: {read_error}"]
+        errors = [f"unreadable: {read_error}"]
         warnings: list[str] = []
         detail = f"cannot read the batch: {read_error}"
+        what = f"the whole file ({ref.bytes} bytes) quarantined, 0 rows published"
+        look = "its validation.json"
         (out_dir / "validation.json").write_text(
             json.dumps({"batch": ref.to_dict(), "accepted": False, "read_error": read_error}, indent=2)
         )
@@ -153,11 +159,11 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
         write_report(result, out_dir)
         rows = result.row_count
         accepted = result.accepted
-        errors = [f"{o.expectation}({o.column or ''}): {o.unexpected_count} rows" for o in result.errors()]
-        warnings = [
-            f"{o.expectation}({o.column or ''}): {o.unexpected_count} rows" for o in result.warnings()
-        ]
+        errors = [_brief(o) for o in result.errors()]
+        warnings = [_brief(o) for o in result.warnings()]
         detail = result.message()
+        what = f"{rows} rows quarantined, 0 published"
+        look = "data_docs/index.html"
     quarantine_path = None
     if not accepted:
         folder = Quarantine(settings).put(ref)
@@ -169,16 +175,15 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
                 shutil.copyfile(item, target)
         quarantine_path = str(folder)
         message = (
-            f"REJECTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): "
-            f"{rows} rows quarantined, 0 published.\n{detail}\n"
-            f"The batch and its report are in {folder} (open data_docs/index.html). "
-            "Fix the source and land the corrected file again; nothing from this batch reached "
-            "the curated store."
+            f"REJECTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): {what}.\n"
+            f"{detail}\n"
+            f"The batch and its report are in {folder} (open {look}). Fix the source and land the "
+            "corrected file again; nothing from this batch reached the curated store."
         )
     else:
         message = (
             f"ACCEPTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): "
-            f"{rows} rows valid.\n{detail}"
+            f"{rows} rows published to the curated store.\n{detail}"
         )
     outcome = IngestOutcome(
         dataset=ref.dataset,

@@ -329,7 +329,12 @@ def load_demo(settings: Settings, progress: Progress = print) -> int:
         progress("demo data already curated: nothing to load")
         return 0
     incoming = LandingZone(settings).incoming("pjm")
-    report = import_pjm(settings.repo_root / "demo" / "pjm_hourly", incoming, period="year")
+    report = import_pjm(
+        settings.repo_root / "demo" / "pjm_hourly",
+        incoming,
+        period="year",
+        report_path=settings.data_dir / "reports" / "imports" / "pjm_demo.json",
+    )
     progress(
         f"imported PJM demo: {report.rows_read} raw rows -> {report.rows_written} canonical rows in "
         f"{len(report.batches)} batches; repairs {report.repairs}"
