@@ -1,0 +1,348 @@
+"""Run the suite on one batch and return the project's typed result; no GX type leaks out.
+
+``accepted`` means no error-severity expectation failed. A batch that lacks required columns
+still gets a result (the schema expectation fails; row checks on the absent columns are left
+out), never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqops.canonical import (
+    REQUIRED_COLUMNS,
+    ROW,
+    TIMESTAMP_RAW,
+    VALUE_RAW,
+    covariate_columns,
+    describe_timestamp,
+    raw_column,
+)
+from seqops.datasets import DatasetSpec
+from validation.suites import (
+    DERIVED_COLUMNS,
+    GRID_OFFSET,
+    RULES,
+    STEP,
+    TOLERATED_STEP,
+    build_suite,
+    derive_columns,
+    import_gx,
+)
+
+EXAMPLES_KEPT = 5  # offending rows kept per expectation
+EXAMPLES_SHOWN = 3  # of which the message shows
+GAPS_KEPT = 1000
+_RESULT_FORMAT = {
+    "result_format": "SUMMARY",
+    "unexpected_index_column_names": [ROW],
+    "partial_unexpected_count": 20,
+}
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    """One expectation's verdict on a batch.
+
+    ``examples`` are a few offending rows: ``_row`` (the file's line number for CSV, the row
+    index + 1 for Parquet), the raw text of ``series_id``/``timestamp``/``value`` and, for
+    derived or covariate columns, the checked value. ``rule`` is a stable id of the policy line
+    (``timestamp_parseable``, ``key_unique``, ...); ``detail`` what was observed, in words.
+    """
+
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    policy: str
+    unexpected_count: int
+    examples: list[dict]
+    rule: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """The verdict on one batch, with GX's own result (``gx_result``, its ``to_json_dict()``)."""
+
+    dataset: str
+    batch_id: str
+    row_count: int
+    accepted: bool
+    outcomes: list[ExpectationOutcome]
+    gaps: list[dict]
+    gx_result: dict = field(repr=False)
+
+    def errors(self) -> list[ExpectationOutcome]:
+        """Failed error-severity expectations: any one rejects the batch."""
+        return [o for o in self.outcomes if not o.success and o.severity == "error"]
+
+    def warnings(self) -> list[ExpectationOutcome]:
+        """Failed warning-severity expectations: reported, the batch is still accepted."""
+        return [o for o in self.outcomes if not o.success and o.severity == "warning"]
+
+    def failed(self, rule: str) -> ExpectationOutcome | None:
+        """The first failed outcome of ``rule``, if any."""
+        return next((o for o in self.outcomes if o.rule == rule and not o.success), None)
+
+    def message(self) -> str:
+        """Verdict, rows, then each failed expectation (errors first) with up to 3 example rows."""
+        errors, warnings = self.errors(), self.warnings()
+        verdict = "ACCEPTED" if self.accepted else "REJECTED"
+        counts = f"{len(errors)} error(s), {len(warnings)} warning(s)"
+        if not errors and not warnings:
+            counts = f"all {len(self.outcomes)} expectations passed"
+        lines = [
+            f"{verdict}: dataset {self.dataset}, batch {self.batch_id}, {self.row_count} rows; {counts}."
+        ]
+        for outcome in [*errors, *warnings]:
+            # Derived columns are the timestamp seen per series.
+            shown = "timestamp" if outcome.column in DERIVED_COLUMNS else outcome.column
+            where = f" [{shown}]" if shown else ""
+            detail = f" ({outcome.detail})" if outcome.detail else ""
+            lines.append(f"{outcome.severity.upper()} {outcome.rule}{where}: {outcome.policy}{detail}")
+            for example in outcome.examples[:EXAMPLES_SHOWN]:
+                lines.append("  " + format_example(example))
+            hidden = outcome.unexpected_count - min(len(outcome.examples), EXAMPLES_SHOWN)
+            if outcome.examples and hidden > 0:
+                lines.append(f"  ... and {hidden} more row(s)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """JSON-safe dict (non-finite floats become strings)."""
+        return json_safe(asdict(self))
+
+
+def format_example(example: dict) -> str:
+    """``line 17: series_id='AEP' timestamp='2014-13-01' value='12.5' (why)``."""
+    shown = " ".join(f"{k}={example.get(k)!r}" for k in REQUIRED_COLUMNS if k in example)
+    extra = {k: v for k, v in example.items() if k not in (*REQUIRED_COLUMNS, ROW, "problem", "column")}
+    notes = [example["problem"]] if example.get("problem") else []
+    notes += [f"{k}={v!r}" for k, v in extra.items()]
+    tail = f" ({'; '.join(notes)})" if notes else ""
+    return f"line {example.get(ROW)}: {shown}{tail}"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN/inf as strings and timestamps as ISO text, so strict JSON can hold it."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else str(float(value))
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, datetime | pd.Timestamp):
+        return value.isoformat()
+    if value is pd.NaT:
+        return None
+    return value
+
+
+def _aware(moment: datetime | None, what: str) -> datetime | None:
+    if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+        raise ValueError(f"{what} must be timezone-aware (got naive {moment.isoformat()})")
+    return moment
+
+
+def validate_batch(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    batch_id: str,
+    interval: tuple[datetime | None, datetime | None] | None = None,
+    known_series: set[str] | None = None,
+    now: datetime | None = None,
+) -> ValidationResult:
+    """Validate one typed batch against its dataset's suite.
+
+    Args:
+        frame: the output of :func:`seqops.canonical.coerce`.
+        spec: the dataset's policy.
+        batch_id: the batch's id (first 16 hex chars of its sha256).
+        interval: declared ``[start, end)`` of the batch (zone-aware; a bound may be None).
+        known_series: series the dataset already has; None skips the unknown-series check.
+        now: reference time for the future check (zone-aware); default now.
+
+    Returns:
+        The :class:`ValidationResult`; ``accepted`` is False when any error-severity rule failed.
+
+    Raises:
+        ValueError: ``interval`` or ``now`` is naive (a caller bug, not a batch problem).
+    """
+    now = _aware(now, "now") or datetime.now(UTC)
+    if interval is not None:
+        interval = (_aware(interval[0], "interval start"), _aware(interval[1], "interval end"))
+    prepared = derive_columns(frame, spec)
+    suite = build_suite(
+        spec,
+        interval=interval,
+        known_series=known_series,
+        now=now,
+        covariates=covariate_columns(frame),
+        columns=prepared.columns,
+    )
+    gx_result = _run(suite, prepared, name=f"{spec.name}-{batch_id}")
+    outcomes = [_outcome(r, prepared) for r in gx_result["results"]]
+    severity = {"error": 0, "warning": 1}
+    rank = {rule: i for i, rule in enumerate(RULES)}
+    outcomes.sort(key=lambda o: (o.success, severity.get(o.severity, 2), rank.get(o.rule, len(rank))))
+    return ValidationResult(
+        dataset=spec.name,
+        batch_id=batch_id,
+        row_count=len(prepared),
+        accepted=not any(not o.success and o.severity == "error" for o in outcomes),
+        outcomes=outcomes,
+        gaps=_gaps(prepared, spec),
+        gx_result=gx_result,
+    )
+
+
+def _run(suite: Any, frame: pd.DataFrame, *, name: str) -> dict:
+    """Run ``suite`` on ``frame`` in a throw-away GX context; GX's result as a plain dict."""
+    gx = import_gx()
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_or_update_pandas("seqops")
+    asset = source.add_dataframe_asset(name="batch")
+    batch_definition = asset.add_batch_definition_whole_dataframe("whole_batch")
+    suite = context.suites.add(suite)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch_definition, suite=suite)
+    )
+    run = definition.run(batch_parameters={"dataframe": frame}, result_format=_RESULT_FORMAT)
+    return run.to_json_dict()
+
+
+# ---- GX result -> outcomes --------------------------------------------------------------------
+
+
+def _outcome(result: dict, frame: pd.DataFrame) -> ExpectationOutcome:
+    config = result["expectation_config"]
+    kwargs, meta = config.get("kwargs", {}), config.get("meta") or {}
+    column = kwargs.get("column") or (", ".join(kwargs["column_list"]) if "column_list" in kwargs else None)
+    body = result.get("result") or {}
+    success = bool(result.get("success"))
+    rule = meta.get("rule", config["type"])
+    exception = (result.get("exception_info") or {}).get("exception_message")
+    examples = [] if success else _examples(body, frame, column=kwargs.get("column"), rule=rule)
+    return ExpectationOutcome(
+        expectation=config["type"],
+        column=column,
+        severity=meta.get("severity", "error"),
+        success=success,
+        policy=meta.get("policy", ""),
+        unexpected_count=int(body.get("unexpected_count") or 0),
+        examples=examples,
+        rule=rule,
+        detail="" if success else _detail(rule, body, frame, exception),
+    )
+
+
+def _examples(body: dict, frame: pd.DataFrame, *, column: str | None, rule: str) -> list[dict]:
+    listed = body.get("partial_unexpected_index_list") or []
+    rows = [item[ROW] for item in listed if isinstance(item, dict) and ROW in item][:EXAMPLES_KEPT]
+    if rule == "key_unique" and rows:
+        rows = _duplicate_rows(frame)[:EXAMPLES_KEPT]  # GX lists rows in file order; show pairs
+    if not rows:
+        return []
+    position = pd.Series(frame.index, index=frame[ROW]).groupby(level=0).first()
+    examples = []
+    for row in rows:
+        i = position.get(row)
+        if i is None:
+            continue
+        record = frame.loc[i]
+        example: dict[str, Any] = {ROW: int(row)}
+        if "series_id" in frame:
+            example["series_id"] = record["series_id"]
+        for name, raw in (("timestamp", TIMESTAMP_RAW), ("value", VALUE_RAW)):
+            if raw in frame:
+                example[name] = record[raw]
+        if rule == "timestamp_parseable":
+            example["problem"] = describe_timestamp(record.get(TIMESTAMP_RAW))
+        elif column == STEP or column == TOLERATED_STEP:
+            steps = int(record[STEP])
+            example["problem"] = f"{steps - 1} step(s) missing before it"
+        elif column == GRID_OFFSET:
+            example["problem"] = f"{record[GRID_OFFSET]:.3g} of a step off the series' grid"
+        elif column and column not in REQUIRED_COLUMNS:
+            example[column] = record.get(raw_column(column), record.get(column))
+        examples.append(json_safe(example))
+    return examples
+
+
+def _detail(rule: str, body: dict, frame: pd.DataFrame, exception: str | None) -> str:
+    if exception:
+        return f"GX could not evaluate it: {exception}"
+    if rule == "schema":
+        mismatched = (body.get("details") or {}).get("mismatched") or {}
+        missing = mismatched.get("missing") or []
+        observed = [c for c in body.get("observed_value") or [] if not str(c).startswith("_")]
+        extra = [c for c in observed if c not in REQUIRED_COLUMNS]
+        hint = f"; extra columns {', '.join(map(repr, extra))} (renamed?)" if extra else ""
+        return f"missing {', '.join(missing)}; found {', '.join(map(repr, observed)) or 'no columns'}{hint}"
+    if rule == "row_count":
+        return f"{body.get('observed_value', 0)} data rows"
+    if "observed_value" in body and "unexpected_count" not in body:
+        return f"observed {body['observed_value']}"
+    count, total = int(body.get("unexpected_count") or 0), int(body.get("element_count") or len(frame))
+    detail = f"{count} of {total} rows"
+    if rule == "key_unique":
+        detail += "; " + _duplicate_detail(frame)
+    return detail
+
+
+def _duplicate_rows(frame: pd.DataFrame) -> list[int]:
+    """``_row`` of every row whose key repeats, grouped by key, keys in order of first line."""
+    keyed = frame[frame["series_id"].notna() & frame["timestamp"].notna()]
+    repeated = keyed[keyed.duplicated(["series_id", "timestamp"], keep=False)]
+    first = repeated.groupby(["series_id", "timestamp"])[ROW].transform("min")
+    return repeated.assign(_first=first).sort_values(["_first", ROW])[ROW].astype(int).tolist()
+
+
+def _duplicate_detail(frame: pd.DataFrame) -> str:
+    keyed = frame[frame["series_id"].notna() & frame["timestamp"].notna()]
+    repeated = keyed[keyed.duplicated(["series_id", "timestamp"], keep=False)]
+    data = [c for c in ("value", *covariate_columns(frame)) if c in repeated]
+    groups = repeated.groupby(["series_id", "timestamp"], sort=False)
+    conflicting = int((groups[data].nunique(dropna=False) > 1).any(axis=1).sum()) if data else 0
+    keys = groups.ngroups
+    return f"{keys} key(s) repeated: {keys - conflicting} identical, {conflicting} with conflicting values"
+
+
+def _gaps(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict]:
+    """Each missing stretch inside a series: where, how many steps, and its severity."""
+    if STEP not in frame:
+        return []
+    gapped = frame[frame[STEP] >= 2].sort_values(["series_id", "timestamp"])
+    step = pd.Timedelta(spec.step)
+    gaps = []
+    head = gapped.head(GAPS_KEPT)
+    for sid, ts, steps, row in zip(head["series_id"], head["timestamp"], head[STEP], head[ROW], strict=True):
+        gaps.append(
+            {
+                "series_id": sid,
+                "after": (ts - int(steps) * step).isoformat(),
+                "before": ts.isoformat(),
+                "missing_steps": int(steps) - 1,
+                "severity": "warning" if int(steps) - 1 <= spec.max_gap_steps else "error",
+                ROW: int(row),
+            }
+        )
+    return gaps
+
+
+def result_json(result: ValidationResult) -> str:
+    """``result`` as strict JSON text (GX result included)."""
+    return json.dumps(result.to_dict(), indent=2, allow_nan=False)
