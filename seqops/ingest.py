@@ -84,6 +84,12 @@ def land_file(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give the path of a CSV or Parquet batch")
     declared = interval or LandingZone.declared_interval(path)
+    for bound in declared:
+        if bound and datetime.fromisoformat(bound).tzinfo is None:
+            raise ValueError(
+                f"batch interval bound {bound!r} for {path.name} has no UTC offset; "
+                "write it like 2020-01-01T00:00:00Z (in --interval-start/--interval-end or .meta.json)"
+            )
     return RawStore(settings).put(path, dataset, interval=declared)
 
 

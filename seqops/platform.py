@@ -372,12 +372,45 @@ def up(settings: Settings, *, demo: bool = True, progress: Progress = print) -> 
     result = {"dags": sorted(parsed)}
     if pending_batches:
         run_id = client.trigger("ingest_sequences")
-        progress(f"ingesting {pending_batches} demo batches: ingest_sequences run {run_id}")
-        state = client.wait_for_run("ingest_sequences", run_id, progress=progress)
-        result["demo_ingest"] = {"run_id": run_id, "state": state}
-        if state != "success":
-            raise RuntimeError(
-                f"demo ingestion run {run_id} ended {state}: "
-                f"open {airflow_url(settings)}/dags/ingest_sequences"
-            )
+        progress(f"ingesting {pending_batches} demo batches through Airflow (ingest_sequences run {run_id})")
+        result["demo_ingest"] = wait_for_ingestion(settings, client, "pjm", progress=progress)
     return result
+
+
+def wait_for_ingestion(
+    settings: Settings, client, dataset: str, *, timeout: float = 1800, progress: Progress = print
+) -> dict:
+    """Wait until no ingest_sequences run is active and report every landed batch's verdict.
+
+    Whichever run claims the batches (the one just triggered, or a scheduled one that started
+    when the DAG was unpaused), progress is read from the verdicts the runs write.
+    """
+    from seqops.ingest import run_summary
+    from seqops.store import LandingZone, RawStore
+
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        refs = [r.to_dict() for r in RawStore(settings).refs(dataset)]
+        summary = run_summary(settings, refs)
+        waiting = len(LandingZone(settings).pending(dataset))
+        active = client.request(
+            "GET", "/api/v2/dags/ingest_sequences/dagRuns", params={"state": ["queued", "running"]}
+        )["total_entries"]
+        line = (
+            f"  {len(summary['published'])} published, {len(summary['rejected'])} quarantined, "
+            f"{len(summary['unfinished']) + waiting} to go"
+        )
+        if line != last:
+            progress(line)
+            last = line
+        if not active and not waiting and not summary["unfinished"]:
+            progress(summary["text"])
+            if summary["rejected"]:
+                raise RuntimeError(
+                    f"{len(summary['rejected'])} demo batches were quarantined: see "
+                    f"{settings.quarantine_dir / dataset} and {airflow_url(settings)}/dags/ingest_sequences"
+                )
+            return {k: v for k, v in summary.items() if k != "text"}
+        time.sleep(3)
+    raise RuntimeError(f"demo ingestion did not finish within {timeout:.0f} s: see {airflow_url(settings)}")
