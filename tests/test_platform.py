@@ -1,0 +1,109 @@
+"""The local platform: real processes up behind a login, every DAG parsed, nothing left after down."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from seqops.settings import Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_production_profile_refuses_to_start_incomplete(monkeypatch):
+    monkeypatch.setenv("SEQOPS_PROFILE", "production")
+    with pytest.raises(ValueError, match="SEQOPS_AIRFLOW_DB_URL.*SEQOPS_MLFLOW_TRACKING_URI"):
+        Settings()
+
+
+def test_settings_paths_all_live_under_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEQOPS_HOME", str(tmp_path))
+    settings = Settings()
+    for path in (
+        settings.landing_dir,
+        settings.raw_dir,
+        settings.curated_dir,
+        settings.quarantine_dir,
+        settings.features_dir,
+        settings.airflow_home,
+        settings.mlflow_dir,
+        settings.run_dir,
+    ):
+        assert path.is_relative_to(tmp_path)
+    assert settings.tracking_uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    assert not any(tmp_path.iterdir())  # reading settings creates nothing
+
+
+@pytest.mark.slow
+def test_platform_up_and_down(tmp_path):
+    env = {
+        **os.environ,
+        "SEQOPS_HOME": str(tmp_path / "home"),
+        "SEQOPS_AIRFLOW_PORT": str(_free_port()),
+        "SEQOPS_MLFLOW_PORT": str(_free_port()),
+    }
+    for key in [k for k in env if k.startswith("AIRFLOW")]:
+        del env[key]  # the platform derives its own Airflow environment from the home
+    seqops = str(Path(sys.executable).with_name("seqops"))
+    up = subprocess.run(
+        [seqops, "platform", "up", "--no-demo"], env=env, capture_output=True, text=True, timeout=420
+    )
+    settings = Settings(
+        home=tmp_path / "home",
+        airflow_port=int(env["SEQOPS_AIRFLOW_PORT"]),
+        mlflow_port=int(env["SEQOPS_MLFLOW_PORT"]),
+    )
+    from seqops import platform
+
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        assert "login admin / " in up.stdout
+        records = platform.running(settings)
+        assert set(records) == {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow"}
+        pids = {
+            p.pid
+            for r in records.values()
+            for p in [psutil.Process(r["pid"]), *psutil.Process(r["pid"]).children(recursive=True)]
+        }
+
+        airflow = platform.airflow_url(settings)
+        mlflow = platform.mlflow_url(settings)
+        # Every web surface asks for a login.
+        assert httpx.get(f"{airflow}/api/v2/dags").status_code == 401
+        assert httpx.get(f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=1").status_code == 401
+        password = platform.admin_password(settings)
+        assert (
+            httpx.get(
+                f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=1", auth=("admin", password)
+            ).status_code
+            == 200
+        )
+        from seqops.airflow_client import AirflowClient
+
+        client = AirflowClient(airflow, "admin", password)
+        assert client.import_errors() == []
+        dag_ids = {d["dag_id"] for d in client.dags()}
+        expected = {p.stem for p in (settings.repo_root / "dags").glob("*.py") if not p.name.startswith("_")}
+        assert expected <= dag_ids
+        # Nothing listens beyond loopback.
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.pid in pids and conn.status == psutil.CONN_LISTEN:
+                assert conn.laddr.ip.startswith("127."), f"pid {conn.pid} listens on {conn.laddr}"
+    finally:
+        down = subprocess.run(
+            [seqops, "platform", "down"], env=env, capture_output=True, text=True, timeout=120
+        )
+    assert down.returncode == 0
+    assert platform.running(settings) == {}
+    assert [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != "zombie"] == []
