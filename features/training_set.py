@@ -1,0 +1,196 @@
+"""Training sets through Feast historical retrieval: point-in-time correct ``WindowSet``s.
+
+The trainer gets exactly what the serving path would have served at each origin (same feature
+views, same rows, same float32 bits), plus the targets from the label view. Retrieval is
+``features.store.historical`` (Feast's point-in-time join on DuckDB or PostgreSQL), cut into
+entity chunks at series boundaries to bound memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from seqops.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from training.windows import WindowSet
+
+
+@dataclass(frozen=True)
+class TrainingSetStats:
+    """How a training set was built (for logs and the benchmark)."""
+
+    requested: int  # (series, origin) pairs asked for
+    without_window: int  # no window ends exactly at the origin (a gap, or outside the data)
+    without_target: int  # the H values after the origin are not all known (dropped if required)
+    rows: int  # rows in the WindowSet
+    chunks: int
+    seconds: float
+
+
+def _entity_rows(
+    settings: Settings, dataset: str, origins: Sequence | pd.DataFrame | None
+) -> tuple[pd.DataFrame, int]:
+    """The (series_id, origin) pairs to retrieve, restricted to origins that have a window."""
+    import pandas as pd
+
+    from features.windows import read_index
+
+    index = read_index(settings, dataset).rename(columns={"window_end": "origin"})
+    if origins is None:
+        wanted = index
+        requested = len(index)
+    elif isinstance(origins, pd.DataFrame):
+        wanted = origins[["series_id", "origin"]].copy()
+        wanted["series_id"] = wanted["series_id"].astype(str)
+        wanted["origin"] = pd.to_datetime(wanted["origin"], utc=True).astype("datetime64[us, UTC]")
+        requested = len(wanted)
+        wanted = wanted.merge(index, on=["series_id", "origin"], how="inner")
+    else:
+        stamps = pd.to_datetime(pd.Series(list(origins)), utc=True).astype("datetime64[us, UTC]").unique()
+        ids = index["series_id"].unique()
+        requested = len(stamps) * len(ids)
+        wanted = index[index["origin"].isin(stamps)]
+    wanted = wanted.drop_duplicates(["series_id", "origin"])
+    return wanted.rename(columns={"origin": "event_timestamp"}).reset_index(drop=True), requested
+
+
+def build_training_set(
+    dataset: str,
+    origins: Sequence | pd.DataFrame | None = None,
+    *,
+    series_ids: Sequence[str] | None = None,
+    require_target: bool = True,
+    calendar: bool = True,
+    chunk_rows: int = 50_000,
+    settings: Settings | None = None,
+    progress: Callable[[int, int], Any] | None = None,
+    stats: list | None = None,
+) -> WindowSet:
+    """A ``training.windows.WindowSet`` for (series, forecast origin) pairs, by historical retrieval.
+
+    Args:
+        dataset: the dataset (its windows built and its views applied).
+        origins: None = every origin that has a window (and, with ``require_target``, targets);
+            a sequence of timestamps = these origins in every series; a frame with ``series_id``
+            and ``origin`` = these pairs. Pairs without a window ending exactly at the origin are
+            skipped (counted in ``stats``).
+        series_ids: the series index of ``series_idx`` (a trained model's); unknown series get -1.
+            None = the sorted ids in the result.
+        require_target: drop origins whose H targets are not all known (else their ``y`` is NaN).
+        calendar: include the calendar features (else ``calendar`` has C = 0).
+        chunk_rows: entity rows per Feast call.
+        settings: platform settings.
+        progress: optional ``progress(done_rows, total_rows)`` callback.
+        stats: if given, a :class:`TrainingSetStats` is appended to it.
+
+    Returns:
+        WindowSet with x [N, L] float32, y [N, H] float32, series_idx [N] int64, origin [N]
+        datetime64[ns] (UTC, naive), calendar [N, H, C] float32, scale [N, 2] float32; ordered by
+        series, then origin.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    from features import store
+    from features.config import window_spec
+    from training.windows import WindowSet
+
+    settings = settings or get_settings()
+    began = time.perf_counter()
+    spec = window_spec(dataset)
+    store.check_sources(dataset, settings)
+    entity, requested = _entity_rows(settings, dataset, origins)
+    chunks = [0]
+
+    def _progress(done: int, total: int) -> None:
+        chunks[0] += 1
+        if progress is not None:
+            progress(done, total)
+
+    table = store.historical(
+        dataset, entity, service="training", chunk_rows=chunk_rows, settings=settings, progress=_progress
+    )
+    n_all = table.num_rows
+    origin_s = (
+        table.column("event_timestamp").cast(pa.timestamp("s", tz="UTC")).cast(pa.int64()).to_numpy()
+        if n_all
+        else np.zeros(0, np.int64)
+    )
+    end_col = table.column("window_end_unix") if n_all else None
+    ends = end_col.fill_null(-1).to_numpy() if end_col is not None else np.zeros(0, np.int64)
+    # the point-in-time join may return an older window within the TTL: a sample needs its own
+    has_window = ends == origin_s
+    has_target = np.asarray(table.column("y").is_valid(), dtype=bool) if n_all else np.zeros(0, bool)
+    keep = has_window & has_target if require_target else has_window
+    table = table.filter(pa.array(keep)) if n_all else table
+    n = table.num_rows
+
+    def _matrix(name: str, width: int) -> np.ndarray:
+        if n == 0:
+            return np.zeros((0, width), np.float32)
+        col = table.column(name).combine_chunks()
+        if col.null_count:
+            # only y can be null here (require_target=False): NaN rows
+            out = np.full((n, width), np.nan, np.float32)
+            valid = np.asarray(col.is_valid(), dtype=bool)
+            out[valid] = col.filter(col.is_valid()).flatten().to_numpy().reshape(-1, width)
+            return out
+        values = col.flatten().to_numpy(zero_copy_only=False)
+        if values.size != n * width:
+            raise ValueError(
+                f"{dataset}: feature {name!r} has {values.size // max(n, 1)} values per row, expected "
+                f"{width}: the window tables were built with another spec; rebuild and re-apply"
+            )
+        return values.astype(np.float32, copy=False).reshape(n, width)
+
+    x = _matrix("x", spec.length)
+    y = _matrix("y", spec.horizon)
+    cal = (
+        _matrix("calendar", spec.horizon * spec.n_calendar).reshape(n, spec.horizon, spec.n_calendar)
+        if calendar
+        else np.zeros((n, spec.horizon, 0), np.float32)
+    )
+    scale = np.stack(
+        [
+            table.column("scale_loc").to_numpy().astype(np.float32) if n else np.zeros(0, np.float32),
+            table.column("scale_scale").to_numpy().astype(np.float32) if n else np.zeros(0, np.float32),
+        ],
+        axis=1,
+    )
+    sid = np.asarray(table.column("series_id").to_pylist() if n else [], dtype=object)
+    ids = tuple(series_ids) if series_ids is not None else tuple(sorted(set(sid.tolist())))
+    position = {s: i for i, s in enumerate(ids)}
+    series_idx = np.fromiter((position.get(s, -1) for s in sid), dtype=np.int64, count=n)
+    origin = (
+        table.column("event_timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+        if n
+        else np.zeros(0, np.int64)
+    ).astype("datetime64[ns]")
+    if stats is not None:
+        stats.append(
+            TrainingSetStats(
+                requested=requested,
+                without_window=requested - int(has_window.sum()),
+                without_target=int((has_window & ~has_target).sum()),
+                rows=n,
+                chunks=chunks[0],
+                seconds=round(time.perf_counter() - began, 3),
+            )
+        )
+    return WindowSet(
+        x=x,
+        y=y,
+        series_idx=series_idx,
+        origin=origin,
+        calendar=cal,
+        scale=scale,
+        series_ids=ids,
+        step=np.timedelta64(int(spec.step.total_seconds() * 1e9), "ns"),
+        calendar_tz=spec.calendar_tz,
+    )
