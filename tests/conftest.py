@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -30,10 +31,21 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config._seqops_exitstatus = int(exitstatus)  # type: ignore[attr-defined]
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     home = getattr(config, "_seqops_home", None)
     if home is not None:
         shutil.rmtree(home, ignore_errors=True)
+    # DuckDB's bindings (nanobind) print pages of "leaked instance" noise at interpreter exit,
+    # burying pytest's summary. Everything is reported and flushed by now: leave at once.
+    status = getattr(config, "_seqops_exitstatus", None)
+    if status is not None and not os.environ.get("SEQOPS_TEST_NORMAL_EXIT"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 @pytest.fixture(scope="session")
