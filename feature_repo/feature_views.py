@@ -10,10 +10,11 @@
 ``<dataset>_targets``  y: Array(Float32) of the H values after the origin. Offline only (labels are
                        never served) and used by the training service only.
 
-TTL: the input views live for H steps: a window older than the horizon cannot forecast any future
-step, so serving treats it as missing (``features.store.read_online`` enforces it; Feast does not
-online). The label view lives half a step, so a point-in-time join returns the targets of exactly
-the requested origin or nothing, never a neighbour's.
+TTL: the input views live ``ttl_steps`` steps (default 2: the last complete step plus one step of
+delivery lag; ``features.config``). An older window is stale: the online read reports it expired
+(``features.store.read_online`` enforces the TTL; Feast does not online) and historical retrieval
+returns nothing, so both paths agree. The label view lives half a step, so a point-in-time join
+returns the targets of exactly the requested origin or nothing, never a neighbour's.
 """
 
 from data_sources import target_sources, window_sources

@@ -540,6 +540,60 @@ def service_features(dataset: str, service: str, settings: Settings | None = Non
     return [f"{p.name}:{f.name}" for p in fs.feature_view_projections for f in p.features]
 
 
+def historical_chunks(
+    dataset: str,
+    entity_df: pd.DataFrame,
+    *,
+    service: str = "training",
+    chunk_rows: int = 50_000,
+    settings: Settings | None = None,
+    store: FeatureStore | None = None,
+) -> Iterator[tuple[pa.Table, int, int]]:
+    """Point-in-time retrieval of a feature service for (series, timestamp) rows, chunk by chunk.
+
+    The rows are sorted by series and time and cut into chunks at series boundaries; each chunk is
+    one Feast ``get_historical_features`` call. The point-in-time rule is Feast's, unchanged (each
+    entity row gets the newest row at or before its timestamp within the view's TTL); chunking only
+    bounds memory (Feast's join carries every candidate row's arrays until it deduplicates, and a
+    caller can convert one chunk before the next is fetched).
+
+    Args:
+        dataset: whose feature service to read.
+        entity_df: ``series_id`` and ``event_timestamp`` (tz-aware) columns.
+        service: ``training`` (inputs and targets) or ``serving`` (inputs only).
+        chunk_rows: entity rows per Feast call (whole series; a chunk may exceed it by one series).
+        settings: platform settings.
+        store: read this store instead of the profile's.
+
+    Yields:
+        ``(table, rows_done, rows_total)``; the table has ``series_id``, ``event_timestamp`` and
+        the service's features (plain names: ``x``, ``window_end_unix``, ``calendar``,
+        ``scale_loc``, ``scale_scale`` and, for training, ``y``) in no particular order (a list
+        column is costly to reorder in Arrow: sort after converting); a feature is null where no row
+        qualified.
+    """
+    import numpy as np
+
+    store = store or open_store(settings)
+    fs = store.get_feature_service(getattr(names(dataset), service), allow_cache=True)
+    frame = entity_df[["series_id", "event_timestamp"]].copy()
+    frame["series_id"] = frame["series_id"].astype(str)
+    frame["event_timestamp"] = frame["event_timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    frame = frame.sort_values(["series_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+    total = len(frame)
+    sid = frame["series_id"].to_numpy()
+    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]]) if total else np.zeros(0, np.int64)
+    bounds, begin = [], 0
+    for cut in [*starts[1:], total]:
+        if cut - begin >= chunk_rows:
+            bounds.append((begin, cut))
+            begin = cut
+    if begin < total:
+        bounds.append((begin, total))
+    for lo, hi in bounds:
+        yield store.get_historical_features(entity_df=frame.iloc[lo:hi], features=fs).to_arrow(), hi, total
+
+
 def historical(
     dataset: str,
     entity_df: pd.DataFrame,
@@ -550,63 +604,24 @@ def historical(
     progress: Any = None,
     store: FeatureStore | None = None,
 ) -> pa.Table:
-    """Point-in-time retrieval of a feature service for (series, timestamp) rows, in chunks.
+    """All chunks of :func:`historical_chunks` as one table, sorted by series and time.
 
-    The rows are sorted by series and time and cut into chunks at series boundaries; each chunk is
-    one Feast ``get_historical_features`` call. The point-in-time rule is Feast's, unchanged (each
-    entity row gets the newest row at or before its timestamp within the view's TTL); chunking only
-    bounds the join's memory (Feast's join carries every candidate row's arrays until it
-    deduplicates) and lets DuckDB skip the row groups of other series: the window tables are sorted
-    by series.
-
-    Args:
-        dataset: whose feature service to read.
-        entity_df: ``series_id`` and ``event_timestamp`` (tz-aware) columns.
-        service: ``training`` (inputs and targets) or ``serving`` (inputs only).
-        chunk_rows: entity rows per Feast call (at least one whole series per call).
-        settings: platform settings.
-        progress: optional callable ``progress(done_rows, total_rows)``.
-        store: read this store instead of the profile's.
-
-    Returns:
-        Arrow table: ``series_id``, ``event_timestamp`` and the service's features (plain names:
-        ``x``, ``window_end_unix``, ``calendar``, ``scale_loc``, ``scale_scale`` and, for training,
-        ``y``), sorted by series and time; a feature is null where no row qualified.
+    ``progress``, if given, is called as ``progress(rows_done, rows_total)`` after each chunk.
     """
-    import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
-    store = store or open_store(settings)
-    fs = store.get_feature_service(getattr(names(dataset), service), allow_cache=True)
-    frame = entity_df[["series_id", "event_timestamp"]].copy()
-    frame["series_id"] = frame["series_id"].astype(str)
-    frame["event_timestamp"] = frame["event_timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    frame = frame.sort_values(["series_id", "event_timestamp"], kind="stable").reset_index(drop=True)
-    total = len(frame)
-    # cut at series boundaries so one series never spans two calls
-    sid = frame["series_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
-    bounds, begin = [], 0
-    for s in [*starts[1:], total]:
-        if s - begin >= chunk_rows:
-            bounds.append((begin, s))
-            begin = s
-    if begin < total:
-        bounds.append((begin, total))
     parts: list[pa.Table] = []
-    done = 0
-    for lo, hi in bounds:
-        chunk = frame.iloc[lo:hi]
-        table = store.get_historical_features(entity_df=chunk, features=fs).to_arrow()
+    for table, done, total in historical_chunks(
+        dataset, entity_df, service=service, chunk_rows=chunk_rows, settings=settings, store=store
+    ):
         parts.append(table)
-        done += hi - lo
         if progress is not None:
             progress(done, total)
     if not parts:
-        return pa.table({"series_id": pa.array([], pa.string())})
-    result = pa.concat_tables([p.select(parts[0].column_names) for p in parts])
-    order = pa.compute.sort_indices(result, [("series_id", "ascending"), ("event_timestamp", "ascending")])
-    return result.take(order)
+        raise ValueError("historical retrieval needs at least one entity row")
+    table = pa.concat_tables([p.select(parts[0].column_names) for p in parts])
+    return table.take(pc.sort_indices(table, [("series_id", "ascending"), ("event_timestamp", "ascending")]))
 
 
 def utc(ts: Any) -> datetime:
@@ -626,6 +641,7 @@ __all__ = [
     "check_sources",
     "config_text",
     "historical",
+    "historical_chunks",
     "materialize_range",
     "materialized_until",
     "open_store",

@@ -95,7 +95,6 @@ def build_training_set(
         series, then origin.
     """
     import numpy as np
-    import pyarrow as pa
 
     from features import store
     from features.config import window_spec
@@ -106,91 +105,112 @@ def build_training_set(
     spec = window_spec(dataset)
     store.check_sources(dataset, settings)
     entity, requested = _entity_rows(settings, dataset, origins)
-    chunks = [0]
-
-    def _progress(done: int, total: int) -> None:
-        chunks[0] += 1
-        if progress is not None:
-            progress(done, total)
-
-    table = store.historical(
-        dataset, entity, service="training", chunk_rows=chunk_rows, settings=settings, progress=_progress
-    )
-    n_all = table.num_rows
-    origin_s = (
-        table.column("event_timestamp").cast(pa.timestamp("s", tz="UTC")).cast(pa.int64()).to_numpy()
-        if n_all
-        else np.zeros(0, np.int64)
-    )
-    end_col = table.column("window_end_unix") if n_all else None
-    ends = end_col.fill_null(-1).to_numpy() if end_col is not None else np.zeros(0, np.int64)
-    # the point-in-time join may return an older window within the TTL: a sample needs its own
-    has_window = ends == origin_s
-    has_target = np.asarray(table.column("y").is_valid(), dtype=bool) if n_all else np.zeros(0, bool)
-    keep = has_window & has_target if require_target else has_window
-    table = table.filter(pa.array(keep)) if n_all else table
-    n = table.num_rows
-
-    def _matrix(name: str, width: int) -> np.ndarray:
-        if n == 0:
-            return np.zeros((0, width), np.float32)
-        col = table.column(name).combine_chunks()
-        if col.null_count:
-            # only y can be null here (require_target=False): NaN rows
-            out = np.full((n, width), np.nan, np.float32)
-            valid = np.asarray(col.is_valid(), dtype=bool)
-            out[valid] = col.filter(col.is_valid()).flatten().to_numpy().reshape(-1, width)
-            return out
-        values = col.flatten().to_numpy(zero_copy_only=False)
-        if values.size != n * width:
-            raise ValueError(
-                f"{dataset}: feature {name!r} has {values.size // max(n, 1)} values per row, expected "
-                f"{width}: the window tables were built with another spec; rebuild and re-apply"
+    n_cal = spec.n_calendar if calendar else 0
+    parts: list[dict[str, np.ndarray]] = []
+    counts = {"has_window": 0, "window_no_target": 0, "chunks": 0}
+    if len(entity):
+        for table, done, total in store.historical_chunks(
+            dataset, entity, service="training", chunk_rows=chunk_rows, settings=settings
+        ):
+            parts.append(_chunk_arrays(table, spec, calendar, require_target, counts, dataset))
+            counts["chunks"] += 1
+            if progress is not None:
+                progress(done, total)
+    if parts:
+        cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        parts.clear()
+    else:
+        cols = {
+            "x": np.zeros((0, spec.length), np.float32),
+            "y": np.zeros((0, spec.horizon), np.float32),
+            "calendar": np.zeros((0, spec.horizon, n_cal), np.float32),
+            "scale": np.zeros((0, 2), np.float32),
+            "series_id": np.zeros(0, object),
+            "origin": np.zeros(0, "datetime64[ns]"),
+        }
+    n = len(cols["x"])
+    sid = cols["series_id"]
+    ids = tuple(series_ids) if series_ids is not None else tuple(sorted(set(sid.tolist())))
+    position = {s: i for i, s in enumerate(ids)}
+    series_idx = np.fromiter((position.get(s, -1) for s in sid), dtype=np.int64, count=n)
+    if stats is not None:
+        stats.append(
+            TrainingSetStats(
+                requested=requested,
+                without_window=requested - counts["has_window"],
+                without_target=counts["window_no_target"],
+                rows=n,
+                chunks=counts["chunks"],
+                seconds=round(time.perf_counter() - began, 3),
             )
-        return values.astype(np.float32, copy=False).reshape(n, width)
+        )
+    return WindowSet(
+        x=cols["x"],
+        y=cols["y"],
+        series_idx=series_idx,
+        origin=cols["origin"],
+        calendar=cols["calendar"],
+        scale=cols["scale"],
+        series_ids=ids,
+        step=np.timedelta64(int(spec.step.total_seconds() * 1e9), "ns"),
+        calendar_tz=spec.calendar_tz,
+    )
 
-    x = _matrix("x", spec.length)
-    y = _matrix("y", spec.horizon)
+
+def _chunk_arrays(table, spec, calendar: bool, require_target: bool, counts: dict, dataset: str) -> dict:
+    """One retrieved chunk as numpy arrays, sorted, keeping only rows a training sample may use.
+
+    Conversion happens in numpy: reordering or filtering Arrow list columns copies them slowly.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    n_all = table.num_rows
+    origin_ns = table.column("event_timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+    ends = table.column("window_end_unix").fill_null(-1).to_numpy()
+    # the point-in-time join may return an older window within the TTL: a sample needs its own
+    has_window = ends == origin_ns // 1_000_000_000
+    has_target = np.asarray(table.column("y").is_valid(), dtype=bool)
+    counts["has_window"] += int(has_window.sum())
+    counts["window_no_target"] += int((has_window & ~has_target).sum())
+    keep = has_window & has_target if require_target else has_window
+    sid_all = np.asarray(table.column("series_id").to_pylist(), dtype=object)
+    rows = np.flatnonzero(keep)
+    rows = rows[np.lexsort((origin_ns[rows], sid_all[rows]))]  # by series, then origin
+
+    def matrix(name: str, width: int) -> np.ndarray:
+        col = table.column(name).combine_chunks()
+        valid = np.asarray(col.is_valid(), dtype=bool)
+        values = col.flatten().to_numpy(zero_copy_only=False)  # values of the valid rows only
+        if values.size != int(valid.sum()) * width:
+            raise ValueError(
+                f"{dataset}: feature {name!r} does not have {width} values per row: the window tables "
+                "were built with another window spec; rebuild the windows and re-apply"
+            )
+        if valid.all():
+            return values.reshape(n_all, width)[rows]
+        out = np.full((n_all, width), np.nan, np.float32)  # only y can be null here: NaN rows
+        out[valid] = values.reshape(-1, width)
+        return out[rows]
+
+    n = len(rows)
     cal = (
-        _matrix("calendar", spec.horizon * spec.n_calendar).reshape(n, spec.horizon, spec.n_calendar)
+        matrix("calendar", spec.horizon * spec.n_calendar).reshape(n, spec.horizon, spec.n_calendar)
         if calendar
         else np.zeros((n, spec.horizon, 0), np.float32)
     )
     scale = np.stack(
         [
-            table.column("scale_loc").to_numpy().astype(np.float32) if n else np.zeros(0, np.float32),
-            table.column("scale_scale").to_numpy().astype(np.float32) if n else np.zeros(0, np.float32),
+            table.column("scale_loc").fill_null(np.nan).to_numpy().astype(np.float32),
+            table.column("scale_scale").fill_null(np.nan).to_numpy().astype(np.float32),
         ],
         axis=1,
-    )
-    sid = np.asarray(table.column("series_id").to_pylist() if n else [], dtype=object)
-    ids = tuple(series_ids) if series_ids is not None else tuple(sorted(set(sid.tolist())))
-    position = {s: i for i, s in enumerate(ids)}
-    series_idx = np.fromiter((position.get(s, -1) for s in sid), dtype=np.int64, count=n)
-    origin = (
-        table.column("event_timestamp").cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
-        if n
-        else np.zeros(0, np.int64)
-    ).astype("datetime64[ns]")
-    if stats is not None:
-        stats.append(
-            TrainingSetStats(
-                requested=requested,
-                without_window=requested - int(has_window.sum()),
-                without_target=int((has_window & ~has_target).sum()),
-                rows=n,
-                chunks=chunks[0],
-                seconds=round(time.perf_counter() - began, 3),
-            )
-        )
-    return WindowSet(
-        x=x,
-        y=y,
-        series_idx=series_idx,
-        origin=origin,
-        calendar=cal,
-        scale=scale,
-        series_ids=ids,
-        step=np.timedelta64(int(spec.step.total_seconds() * 1e9), "ns"),
-        calendar_tz=spec.calendar_tz,
-    )
+    )[rows]
+    return {
+        "x": matrix("x", spec.length),
+        "y": matrix("y", spec.horizon),
+        "calendar": cal,
+        "scale": scale,
+        "series_id": sid_all[rows],
+        "origin": origin_ns[rows].astype("datetime64[ns]"),
+    }
