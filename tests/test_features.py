@@ -142,7 +142,7 @@ def test_declarations_carry_description_tags_and_ttl(fx):
     assert set(views) == {"synth_window", "synth_calendar", "synth_scale", "synth_targets"}
     for view in views.values():
         assert view.description and view.tags["seqops.dataset"] == "synth" and view.ttl
-    assert views["synth_window"].ttl == timedelta(hours=24)
+    assert views["synth_window"].ttl == timedelta(hours=2)
     assert views["synth_targets"].ttl == timedelta(minutes=30)
     assert views["synth_targets"].online is False and views["synth_window"].online is True
     assert {f.name: str(f.dtype) for f in views["synth_window"].features} == {
@@ -205,13 +205,15 @@ def test_online_window_round_trips_bit_exactly(fx):
     from features import store
 
     online = store.read_online("synth", ["s0", "s1", "s2", "nope"], as_of=hour(399).to_pydatetime())
-    assert online.status == ("present", "present", "expired", "missing")
+    # TTL 2 h: s1's newest window ends at hour 379, s2's at 299
+    assert online.status == ("present", "expired", "expired", "missing")
     w = read_windows(fx).set_index(["series_id", "window_end"])
     stored = np.asarray(w.loc[("s0", hour(399)), "x"], dtype=np.float32)
     assert np.array_equal(online.x[0].view(np.uint32), stored.view(np.uint32))
     stored_cal = np.asarray(w.loc[("s0", hour(399)), "calendar"], dtype=np.float32)
     assert np.array_equal(online.calendar[0].reshape(-1).view(np.uint32), stored_cal.view(np.uint32))
-    assert online.window_end[1] == np.datetime64("2024-01-16T19:00")  # s1's newest: hour 379
+    s1 = store.read_online("synth", ["s1"], as_of=hour(381).to_pydatetime())
+    assert s1.status == ("present",) and s1.window_end[0] == np.datetime64("2024-01-16T19:00")
     # s2's newest window (hour 299) is present as of its own time
     s2 = store.read_online("synth", ["s2"], as_of=hour(299).to_pydatetime())
     assert s2.status == ("present",)
@@ -265,6 +267,29 @@ def test_training_set_is_point_in_time(fx):
     ][0]
     assert ws.x[row][-1] == np.float32(1000 + 300 / 3)
     assert ws.y[row].tolist() == (1000 + np.arange(301, 325) / 3).astype(np.float32).tolist()
+
+
+def test_parity_detects_an_online_store_that_missed_a_correction(fx):
+    """The check can fail: rebuild the windows with a corrected value but do not materialize."""
+    from features.materialize import materialize
+    from features.parity import check_parity
+    from features.windows import build_windows
+
+    fix = pd.DataFrame({"series_id": ["s0"], "timestamp": [hour(399)], "value": [1.5]})
+    write_batch(fx["settings"], "synth", "b4", fix, datetime(2024, 2, 4, tzinfo=UTC))
+    try:
+        build_windows("synth")
+        result = check_parity("synth", sample=3, seed=0)
+        assert not result.ok and result.mismatched_samples == 1
+        bad = {(m["series_id"], m["feature"], m["index"]) for m in result.mismatches}
+        assert ("s0", "x", L - 1) in bad and ("s0", "scale", 1) in bad
+        first = next(m for m in result.mismatches if m["feature"] == "x")
+        assert first["historical"] == 1.5 and first["online"] == 5399.0
+    finally:
+        for p in fx["settings"].curated_dir.glob("synth/*/batch=b4.parquet"):
+            p.unlink()
+        build_windows("synth")
+        materialize("synth")
 
 
 # ---- parity breakers ---------------------------------------------------------------------------------
@@ -334,7 +359,7 @@ def test_stale_online_values_expire_at_the_ttl(fx):
     from features import store
 
     newest = hour(399).to_pydatetime()
-    ttl = timedelta(hours=24)
+    ttl = timedelta(hours=2)
     at_ttl = store.read_online("synth", ["s0"], as_of=newest + ttl)
     past_ttl = store.read_online("synth", ["s0"], as_of=newest + ttl + timedelta(seconds=1))
     assert at_ttl.status == ("present",) and past_ttl.status == ("expired",)
@@ -344,7 +369,7 @@ def test_stale_online_values_expire_at_the_ttl(fx):
     raw = fs.get_online_features(features=["synth_window:x"], entity_rows=[{"series_id": "s0"}])
     assert raw.to_dict()["x"][0] is not None
     # and historical retrieval agrees with seqops: nothing one hour past the TTL
-    entity = pd.DataFrame({"series_id": ["s0"], "event_timestamp": [hour(399 + 25)]})
+    entity = pd.DataFrame({"series_id": ["s0"], "event_timestamp": [hour(399 + 3)]})
     hist = store.historical("synth", entity, service="serving")
     assert hist.column("x").null_count == 1
 
