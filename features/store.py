@@ -19,9 +19,11 @@ from __future__ import annotations
 import importlib
 import io
 import logging
+import os
 import string
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import asdict, dataclass
@@ -238,7 +240,12 @@ def apply(settings: Settings | None = None) -> ApplyResult:
     settings = settings or get_settings()
     store = open_store(settings)
     repo = load_declarations(settings)
-    apply_total_with_repo_instance(store, store.project, store.registry, repo, skip_source_validation=False)
+    diff = io.StringIO()  # Feast prints the registry and infrastructure diff
+    with redirect_stdout(diff):
+        apply_total_with_repo_instance(
+            store, store.project, store.registry, repo, skip_source_validation=False
+        )
+    log.info("feast apply:\n%s", diff.getvalue())
     store.refresh_registry()
     return ApplyResult(
         project=store.project,
@@ -440,6 +447,124 @@ class OnlineWindows:
         return np.array([s == "present" for s in self.status], dtype=bool)
 
 
+class OnlineReader:
+    """The serving read of one dataset, with everything but the lookup resolved once.
+
+    A prediction service holds one (``online_reader(dataset)``) and calls :meth:`read` per request:
+    resolving settings, the window spec and the feature service costs several milliseconds, the
+    lookup itself a fraction of one. The feature service is re-resolved after ``refresh_s``, as
+    Feast's registry cache would be.
+    """
+
+    def __init__(self, dataset: str, store: FeatureStore, refresh_s: float = 60.0) -> None:
+        self.dataset = dataset
+        self.store = store
+        self.spec = window_spec(dataset)
+        self.names = names(dataset)
+        self.refresh_s = refresh_s
+        self._service: Any = None
+        self._resolved_at = 0.0
+
+    def _feature_service(self) -> Any:
+        now = time.monotonic()
+        if self._service is None or now - self._resolved_at > self.refresh_s:
+            self._service = self.store.get_feature_service(self.names.serving, allow_cache=True)
+            self._resolved_at = now
+        return self._service
+
+    def read(self, series_ids: list[str] | tuple[str, ...], as_of: datetime | None = None) -> OnlineWindows:
+        """See :func:`read_online`."""
+        import numpy as np
+
+        spec, n = self.spec, self.names
+        as_of = as_of or datetime.now(UTC)
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware")
+        ids = [str(s) for s in series_ids]
+        response = self.store.get_online_features(
+            features=self._feature_service(), entity_rows={"series_id": ids}, full_feature_names=True
+        )
+        proto = response.proto
+        column = {name: i for i, name in enumerate(proto.metadata.feature_names.val)}
+        results = proto.results
+        count = len(ids)
+        x = np.full((count, spec.length), np.nan, np.float32)
+        cal = np.full((count, spec.horizon * spec.n_calendar), np.nan, np.float32)
+        scale = np.full((count, 2), np.nan, np.float32)
+        ends = np.full(count, np.datetime64("NaT"), dtype="datetime64[ns]")
+        status: list[str] = []
+        r_x = results[column[f"{n.window}__x"]]
+        r_end = results[column[f"{n.window}__window_end_unix"]]
+        r_cal = results[column[f"{n.calendar}__calendar"]]
+        r_loc = results[column[f"{n.scale}__scale_loc"]]
+        r_sc = results[column[f"{n.scale}__scale_scale"]]
+        present_code = 1  # FieldStatus.PRESENT
+        newest = int(as_of.timestamp())
+        oldest = int((as_of - spec.ttl).timestamp())
+        for i in range(count):
+            codes = (r_x.statuses[i], r_cal.statuses[i], r_loc.statuses[i], r_sc.statuses[i])
+            values = (r_x.values[i], r_cal.values[i], r_loc.values[i], r_sc.values[i], r_end.values[i])
+            # the Redis store answers an unknown key with status PRESENT and an empty value
+            if any(c != present_code for c in codes) or any(v.WhichOneof("val") is None for v in values):
+                status.append("missing")
+                continue
+            stamps = {
+                r_x.event_timestamps[i].seconds,
+                r_cal.event_timestamps[i].seconds,
+                r_loc.event_timestamps[i].seconds,
+                r_sc.event_timestamps[i].seconds,
+                r_end.values[i].int64_val,
+            }
+            if len(stamps) != 1:
+                status.append("torn")
+                continue
+            (stamp,) = stamps
+            if stamp > newest:
+                status.append("future")
+                continue
+            if stamp < oldest:
+                status.append("expired")
+                continue
+            status.append("present")
+            x[i] = r_x.values[i].float_list_val.val
+            cal[i] = r_cal.values[i].float_list_val.val
+            scale[i, 0] = r_loc.values[i].float_val
+            scale[i, 1] = r_sc.values[i].float_val
+            ends[i] = np.datetime64(stamp, "s")
+        return OnlineWindows(
+            dataset=self.dataset,
+            series_ids=tuple(ids),
+            as_of=as_of,
+            x=x,
+            calendar=cal.reshape(count, spec.horizon, spec.n_calendar),
+            scale=scale,
+            window_end=ends,
+            status=tuple(status),
+        )
+
+
+_readers: dict[tuple, OnlineReader] = {}
+
+
+def online_reader(dataset: str, settings: Settings | None = None) -> OnlineReader:
+    """The cached :class:`OnlineReader` of ``dataset`` for the current environment."""
+    if settings is None:
+        # key on the SEQOPS_* environment: cheap, and a test that switches homes gets a new reader
+        key: tuple = (
+            dataset,
+            tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("SEQOPS_"))),
+        )
+    else:
+        key = (dataset, settings.model_dump_json())
+    with _lock:
+        reader = _readers.get(key)
+    if reader is None:
+        reader = OnlineReader(dataset, open_store(settings))
+        with _lock:
+            _readers[key] = reader
+    return reader
+
+
 def read_online(
     dataset: str,
     series_ids: list[str] | tuple[str, ...],
@@ -461,76 +586,8 @@ def read_online(
     Returns:
         The windows with a per-series status; see :class:`OnlineWindows`.
     """
-    import numpy as np
-
-    store = store or open_store(settings)
-    spec, n = window_spec(dataset), names(dataset)
-    as_of = as_of or datetime.now(UTC)
-    if as_of.tzinfo is None:
-        raise ValueError("as_of must be timezone-aware")
-    ids = [str(s) for s in series_ids]
-    response = store.get_online_features(
-        features=store.get_feature_service(n.serving, allow_cache=True),
-        entity_rows={"series_id": ids},
-        full_feature_names=True,
-    )
-    proto = response.proto
-    column = {name: i for i, name in enumerate(proto.metadata.feature_names.val)}
-    results = proto.results
-    count = len(ids)
-    x = np.full((count, spec.length), np.nan, np.float32)
-    cal = np.full((count, spec.horizon * spec.n_calendar), np.nan, np.float32)
-    scale = np.full((count, 2), np.nan, np.float32)
-    ends = np.full(count, np.datetime64("NaT"), dtype="datetime64[ns]")
-    status: list[str] = []
-    r_x = results[column[f"{n.window}__x"]]
-    r_end = results[column[f"{n.window}__window_end_unix"]]
-    r_cal = results[column[f"{n.calendar}__calendar"]]
-    r_loc = results[column[f"{n.scale}__scale_loc"]]
-    r_sc = results[column[f"{n.scale}__scale_scale"]]
-    present_code = 1  # FieldStatus.PRESENT
-    newest = int(as_of.timestamp())
-    oldest = int((as_of - spec.ttl).timestamp())
-    for i in range(count):
-        codes = (r_x.statuses[i], r_cal.statuses[i], r_loc.statuses[i], r_sc.statuses[i])
-        values = (r_x.values[i], r_cal.values[i], r_loc.values[i], r_sc.values[i], r_end.values[i])
-        # the Redis store answers an unknown key with status PRESENT and an empty value
-        if any(c != present_code for c in codes) or any(v.WhichOneof("val") is None for v in values):
-            status.append("missing")
-            continue
-        stamps = {
-            r_x.event_timestamps[i].seconds,
-            r_cal.event_timestamps[i].seconds,
-            r_loc.event_timestamps[i].seconds,
-            r_sc.event_timestamps[i].seconds,
-            r_end.values[i].int64_val,
-        }
-        if len(stamps) != 1:
-            status.append("torn")
-            continue
-        (stamp,) = stamps
-        if stamp > newest:
-            status.append("future")
-            continue
-        if stamp < oldest:
-            status.append("expired")
-            continue
-        status.append("present")
-        x[i] = r_x.values[i].float_list_val.val
-        cal[i] = r_cal.values[i].float_list_val.val
-        scale[i, 0] = r_loc.values[i].float_val
-        scale[i, 1] = r_sc.values[i].float_val
-        ends[i] = np.datetime64(stamp, "s")
-    return OnlineWindows(
-        dataset=dataset,
-        series_ids=tuple(ids),
-        as_of=as_of,
-        x=x,
-        calendar=cal.reshape(count, spec.horizon, spec.n_calendar),
-        scale=scale,
-        window_end=ends,
-        status=tuple(status),
-    )
+    reader = OnlineReader(dataset, store) if store is not None else online_reader(dataset, settings)
+    return reader.read(series_ids, as_of)
 
 
 def service_features(dataset: str, service: str, settings: Settings | None = None) -> list[str]:
@@ -642,6 +699,8 @@ __all__ = [
     "config_text",
     "historical",
     "historical_chunks",
+    "online_reader",
+    "OnlineReader",
     "materialize_range",
     "materialized_until",
     "open_store",
