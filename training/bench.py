@@ -151,7 +151,8 @@ def bench_m4_hourly(
     json_out: bool | Path = False,
     progress: Progress = print,
     config: TrainConfig | None = None,
-    members: int = 3,
+    members: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """M4 Hourly, official protocol: our LSTM (an ensemble of ``members`` seeds) vs seasonal naive.
 
@@ -162,12 +163,15 @@ def bench_m4_hourly(
         progress: receives progress lines (per epoch).
         config: hyperparameters (default: the ``m4_hourly`` profile).
         members: seeds trained one after another within the budget; forecasts are their median.
+        threads: torch intra-op threads (None = the config's); 1 is fastest on a busy shared machine.
 
     Returns:
         Scores of the model, seasonal naive and naive, the official references, config and timings.
     """
     t0 = time.perf_counter()
     cfg = config or make_config("m4_hourly")
+    if threads is not None:
+        cfg = cfg.model_copy(update={"num_threads": threads})
     data = load_m4_hourly(Path(data_dir))
     if cfg.horizon != data.horizon:
         raise ValueError(f"M4 Hourly's horizon is {data.horizon}, config says {cfg.horizon}")
@@ -290,6 +294,7 @@ def bench_etth1(
     progress: Progress = print,
     config: TrainConfig | None = None,
     members: int = 1,
+    threads: int | None = None,
 ) -> dict[str, Any]:
     """ETTh1 univariate OT, Informer protocol: one model per horizon; MSE / MAE on the z-scored scale.
 
@@ -301,6 +306,7 @@ def bench_etth1(
         progress: receives progress lines.
         config: hyperparameters (default: the ``etth1`` profile; ``horizon`` is set per run).
         members: seeds per horizon (median ensemble).
+        threads: torch intra-op threads (None = the config's).
 
     Returns:
         Per horizon: our MSE/MAE, seasonal naive's, Informer's and LSTMa's published numbers, timings.
@@ -308,6 +314,8 @@ def bench_etth1(
     t0 = time.perf_counter()
     frame, mean, std = load_etth1(Path(data_dir))
     base = config or make_config("etth1")
+    if threads is not None:
+        base = base.model_copy(update={"num_threads": threads})
     results: dict[str, Any] = {}
     for i, h in enumerate(horizons):
         cfg = base.model_copy(update={"horizon": h})

@@ -121,8 +121,10 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "hidden_size": 128,
         "num_layers": 2,
         "batch_size": 1024,
+        "precision": "bf16",  # 1.6-2x on this AVX512-BF16 CPU; same validation curve as fp32 (measured)
         "lr": 2e-3,
-        "max_epochs": 40,
+        "epoch_windows": 100_000,
+        "max_epochs": 60,
         "patience": 6,
         "val_origins": 48,
     },
