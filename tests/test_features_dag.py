@@ -89,3 +89,22 @@ def test_dag_run_builds_applies_materializes_checks_and_emits(airflow_db, monkey
             .where(AssetModel.uri == "seqops://features/")
         ).all()
     assert {"dataset": "synth", "parity_samples": 6} in extras
+
+
+def test_datasets_come_from_the_param_or_the_curated_events(dag):
+    from types import SimpleNamespace
+
+    from airflow.exceptions import AirflowSkipException
+
+    pick = dag.get_task("datasets").python_callable
+    events = {
+        "seqops_curated": [
+            SimpleNamespace(extra={"datasets": ["pjm"], "rows": 10}),  # what ingest_sequences emits
+            SimpleNamespace(extra={"dataset": "m4_hourly"}),  # the single-dataset form
+            SimpleNamespace(extra=None),
+        ]
+    }
+    assert pick(params={"dataset": None}, triggering_asset_events=events) == ["m4_hourly", "pjm"]
+    assert pick(params={"dataset": "synth"}, triggering_asset_events=events) == ["synth"]
+    with pytest.raises(AirflowSkipException):
+        pick(params={"dataset": None}, triggering_asset_events={})
