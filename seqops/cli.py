@@ -31,8 +31,12 @@ platform_app = typer.Typer(
 import_app = typer.Typer(
     help="Turn outside files into canonical batches in the landing zone.", no_args_is_help=True
 )
+features_app = typer.Typer(
+    help="Feast features: window tables, apply, materialize, parity.", no_args_is_help=True
+)
 app.add_typer(platform_app, name="platform")
 app.add_typer(import_app, name="import")
+app.add_typer(features_app, name="features")
 
 
 def _say(message: str) -> None:
@@ -198,6 +202,132 @@ def platform_env() -> None:
 
     for key, value in platform.airflow_env(get_settings()).items():
         typer.echo(f"export {key}={json.dumps(value)}")
+
+
+@features_app.command("build")
+def features_build(dataset: Annotated[str, typer.Option(help="Curated dataset.")] = "pjm") -> None:
+    """Cut every input window and target vector from the curated store into the window tables."""
+    from features.windows import build_windows
+
+    build = build_windows(dataset)
+    typer.echo(json.dumps(build.to_dict(), default=str))
+
+
+@features_app.command("apply")
+def features_apply() -> None:
+    """`feast apply` the declarations in feature_repo/ to this home's registry (idempotent)."""
+    from features.store import apply
+
+    typer.echo(json.dumps(apply().to_dict(), default=str))
+
+
+@features_app.command("materialize")
+def features_materialize(
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    build: Annotated[
+        bool, typer.Option(help="Rebuild the window tables from the curated store first.")
+    ] = True,
+) -> None:
+    """Bring the online store up to date (incremental, never backwards), as materialize_features does."""
+    from features.materialize import materialize
+    from features.store import apply
+    from features.windows import build_windows
+
+    if build:
+        _say(json.dumps(build_windows(dataset).to_dict(), default=str))
+        apply()
+    typer.echo(json.dumps(materialize(dataset).to_dict(), default=str))
+
+
+@features_app.command("parity")
+def features_parity(
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    sample: Annotated[int, typer.Option(help="How many (series, moment) samples to compare.")] = 200,
+    seed: Annotated[int, typer.Option()] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
+) -> None:
+    """Historical (training) vs online (serving) vectors, element by element. Exit 1 on a mismatch.
+
+    Example: seqops features parity --sample 200
+    """
+    from features.parity import check_parity
+
+    result = check_parity(dataset, sample, seed)
+    typer.echo(result.summary())
+    typer.echo(f"mismatches: {result.mismatched_elements}")
+    for item in getattr(result, "mismatches", [])[:20]:
+        typer.echo(f"  {item}")
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), default=str))
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command()
+def train(
+    dataset: Annotated[str, typer.Option(help="Dataset with materialized features.")] = "pjm",
+    profile: Annotated[str, typer.Option(help="Hyperparameter profile (training.config).")] = "default",
+    max_epochs: Annotated[int, typer.Option()] = 30,
+    time_budget_s: Annotated[float, typer.Option(help="Training wall-time budget in seconds.")] = 900,
+    history_days: Annotated[int, typer.Option(help="How far back training origins reach.")] = 730,
+) -> None:
+    """Train, backtest and register a forecaster (what the train_forecaster DAG runs), with progress."""
+    from training import pipeline
+
+    trained = pipeline.train(
+        dataset,
+        profile=profile,
+        history_days=history_days,
+        progress=_say,
+        overrides={"max_epochs": max_epochs, "time_budget_s": time_budget_s},
+    )
+    evaluated = pipeline.backtest(trained, progress=_say)
+    typer.echo(json.dumps(pipeline.register(evaluated, progress=_say), default=str))
+
+
+@app.command("backtest")
+def backtest_cmd(
+    data: Annotated[Path, typer.Option(help="Canonical long-format CSV or Parquet file.")],
+    horizon: Annotated[int, typer.Option(help="H: steps forecast from each origin.")] = 24,
+    season: Annotated[int, typer.Option(help="m: seasonal period in steps (24 for hourly).")] = 24,
+    folds: Annotated[int, typer.Option(help="Rolling origins at the end of the data.")] = 4,
+    time_budget_s: Annotated[float, typer.Option(help="Training wall-time budget.")] = 600,
+    max_epochs: Annotated[int, typer.Option()] = 30,
+    home: Annotated[Path | None, typer.Option(help="Fresh SEQOPS_HOME (default: a new temp dir).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
+) -> None:
+    """Validate, build features, train and backtest on one file, in a fresh home.
+
+    Prints the model against the seasonal naive on the same folds (sMAPE as M4 defines it, MASE, MAE,
+    RMSE). Example: seqops backtest --data series.csv --horizon 24 --season 24 --json
+    """
+    from seqops.ingest import BatchRejected
+    from training.pipeline import backtest_file
+
+    try:
+        result = backtest_file(
+            data,
+            horizon=horizon,
+            season=season,
+            folds=folds,
+            home=home,
+            time_budget_s=time_budget_s,
+            max_epochs=max_epochs,
+            progress=_say,
+        )
+    except BatchRejected as exc:
+        _say(str(exc))
+        raise typer.Exit(1) from exc
+    except (FileNotFoundError, ValueError) as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    for name in ("model", "seasonal_naive"):
+        scores = result[name]
+        typer.echo(
+            f"{name:15s} sMAPE {scores['smape']:8.3f}  MASE {scores['mase']:6.3f}  "
+            f"MAE {scores['mae']:10.3f}  RMSE {scores['rmse']:10.3f}"
+        )
+    if as_json:
+        typer.echo(json.dumps(result))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -89,3 +89,15 @@ def test_ingest_sequences_task_graph(dagbag):
     }
     assert [o.uri for o in dag.get_task("emit_curated").outlets] == ["seqops://curated/"]
     assert dag.get_task("each_batch.validate").retries == 0  # a rejection is final, not flaky
+
+
+def test_train_forecaster_task_graph_and_schedule(dagbag):
+    dag = dagbag.dags["train_forecaster"]
+    edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+    assert edges == {("train", "backtest"), ("backtest", "register")}
+    assert dag.max_active_runs == 1
+    # Weekly and on the retrain Asset (drift or a person), and manual.
+    timetable = dag.timetable
+    assert type(timetable).__name__ == "AssetOrTimeSchedule"
+    assert "seqops_retrain" in str(timetable.asset_condition)
+    assert set(dag.params) >= {"dataset", "profile", "max_epochs", "time_budget_s"}

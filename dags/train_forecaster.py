@@ -1,0 +1,85 @@
+"""
+### train_forecaster: train, backtest and register an LSTM forecaster
+
+Runs weekly (Sunday 03:00 UTC), whenever a retrain is requested through the `seqops_retrain` Asset
+(drift, or `POST /api/v2/assets/events`), and on demand (Trigger DAG, with `dataset` and
+`profile` params). One run at a time.
+
+1. **train**: a training set from the Feast *training* feature service (historical retrieval, point
+   in time), a global LSTM with early stopping; every epoch's losses go to the MLflow run, and a
+   retried task resumes from its checkpoint.
+2. **backtest**: the model and the seasonal naive on the same rolling origins after the training
+   data (sMAPE, MASE, MAE, RMSE), with a forecast-vs-actual plot in the run's `backtest/` artifacts.
+3. **register**: a new version of `seqops-forecaster-<dataset>`, tagged with its backtest metrics,
+   data snapshot and range and `validation_status=pending_approval`; it becomes the `challenger`
+   alias. Only promotion (with a person's approval) moves `champion`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+
+from seqops.assets import RETRAIN
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 * * 0", timezone="UTC"), assets=[RETRAIN]
+    ),
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["seqops", "training"],
+    default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
+    params={
+        "dataset": Param("pjm", type="string", description="Dataset to train on (materialized features)."),
+        "profile": Param("default", type="string", description="Hyperparameter profile (training.config)."),
+        "max_epochs": Param(30, type="integer", minimum=1, description="Upper bound on epochs."),
+        "time_budget_s": Param(900, type="integer", minimum=10, description="Training wall-time budget."),
+        "history_days": Param(
+            730, type="integer", minimum=7, description="Training origins reach back this far."
+        ),
+    },
+    doc_md=__doc__,
+)
+def train_forecaster():
+    @task(execution_timeout=timedelta(hours=3))
+    def train(params=None, triggering_asset_events=None) -> dict:
+        """Feast training set -> fit (progress per epoch) -> MLflow run with the model."""
+        from training.pipeline import train as run_training
+
+        params = params or {}
+        reason, dataset = "manual", params["dataset"]
+        for events in (triggering_asset_events or {}).values():
+            for event in events:
+                reason = (event.extra or {}).get("reason", "retrain-asset")
+                dataset = (event.extra or {}).get("dataset", dataset)
+        overrides = {"max_epochs": params["max_epochs"], "time_budget_s": params["time_budget_s"]}
+        return run_training(
+            dataset,
+            profile=params["profile"],
+            overrides=overrides,
+            history_days=params["history_days"],
+            reason=reason,
+        )
+
+    @task
+    def backtest(trained: dict) -> dict:
+        """Model vs seasonal naive on the same folds; metrics and plot into the same run."""
+        from training.pipeline import backtest as run_backtest
+
+        return run_backtest(trained)
+
+    @task
+    def register(evaluated: dict) -> dict:
+        """New registry version with its evidence as tags; alias challenger, pending approval."""
+        from training.pipeline import register as run_register
+
+        return run_register(evaluated)
+
+    register(backtest(train()))
+
+
+train_forecaster()

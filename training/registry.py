@@ -1,0 +1,130 @@
+"""The one module that owns the MLflow tracking and registry API (STYLE 5).
+
+Registry policy: aliases, never stages. Every newly registered version becomes ``challenger``
+and carries ``validation_status=pending_approval`` until a promotion gate and a person approve it;
+only promotion moves ``champion``. The first model ever registered is no exception. Alias moves
+are serialised with a file lock (concurrent ``set_registered_model_alias`` calls collide in the
+SQL store).
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from seqops.settings import Settings
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+PENDING = "pending_approval"
+
+
+def model_name(dataset: str) -> str:
+    return f"seqops-forecaster-{dataset}"
+
+
+def experiment_name(dataset: str) -> str:
+    return f"seqops-{dataset}"
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    run_id: str
+    aliases: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+class Registry:
+    """MLflow tracking + registry for one platform home."""
+
+    def __init__(self, settings: Settings) -> None:
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        import mlflow
+        from mlflow.tracking import MlflowClient
+
+        self.settings = settings
+        self.tracking_uri = settings.tracking_uri
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, dataset: str) -> str:
+        """The dataset's experiment, created up front with an explicit artifact location."""
+        name = experiment_name(dataset)
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = f"{self.settings.artifact_root.rstrip('/')}/{name}"
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # created concurrently by another process: use theirs
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    @contextmanager
+    def _alias_lock(self):
+        from filelock import FileLock
+
+        lock_dir = self.settings.run_dir
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(Path(lock_dir) / "registry-aliases.lock"), timeout=120):
+            yield
+
+    def register(self, dataset: str, run_id: str, source: str, tags: dict[str, str]) -> RegisteredVersion:
+        """Register a logged model (``source``: its model URI) as a new version; it becomes challenger."""
+        from mlflow.exceptions import MlflowException
+
+        name = model_name(dataset)
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(
+                name,
+                description=f"Global LSTM forecaster for dataset {dataset!r} (seqops).",
+                tags={"dataset": dataset},
+            )
+        all_tags = {**{k: str(v) for k, v in tags.items()}, "validation_status": PENDING}
+        version = self.client.create_model_version(name, source, run_id=run_id, tags=all_tags)
+        with self._alias_lock():
+            self.client.set_registered_model_alias(name, CHALLENGER, version.version)
+        return self.get(name, version.version)
+
+    def get(self, name: str, version: str) -> RegisteredVersion:
+        mv = self.client.get_model_version(name, version)
+        return RegisteredVersion(
+            name=name, version=str(mv.version), run_id=mv.run_id, aliases=list(mv.aliases), tags=dict(mv.tags)
+        )
+
+    def by_alias(self, dataset: str, alias: str) -> RegisteredVersion | None:
+        from mlflow.exceptions import MlflowException
+
+        name = model_name(dataset)
+        try:
+            mv = self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+        return self.get(name, str(mv.version))
+
+    def versions(self, dataset: str) -> list[RegisteredVersion]:
+        """All versions, newest first, aliases read per version (search drops them)."""
+        name = model_name(dataset)
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return sorted((self.get(name, str(mv.version)) for mv in found), key=lambda v: -int(v.version))
+
+    def set_alias(self, dataset: str, alias: str, version: str) -> None:
+        with self._alias_lock():
+            self.client.set_registered_model_alias(model_name(dataset), alias, version)
+
+    def set_tags(self, dataset: str, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(model_name(dataset), version, key, str(value))
