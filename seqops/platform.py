@@ -374,6 +374,10 @@ def up(settings: Settings, *, demo: bool = True, progress: Progress = print) -> 
         run_id = client.trigger("ingest_sequences")
         progress(f"ingesting {pending_batches} demo batches through Airflow (ingest_sequences run {run_id})")
         result["demo_ingest"] = wait_for_ingestion(settings, client, "pjm", progress=progress)
+        progress("the curated Asset event scheduled materialize_features: waiting for the features ...")
+        result["demo_features"] = wait_for_asset_run(
+            settings, client, "materialize_features", progress=progress
+        )
     return result
 
 
@@ -414,3 +418,33 @@ def wait_for_ingestion(
             return {k: v for k, v in summary.items() if k != "text"}
         time.sleep(3)
     raise RuntimeError(f"demo ingestion did not finish within {timeout:.0f} s: see {airflow_url(settings)}")
+
+
+def wait_for_asset_run(
+    settings: Settings, client, dag_id: str, *, timeout: float = 1800, progress: Progress = print
+) -> str:
+    """Wait for the asset-triggered run of ``dag_id`` to be created and to finish; its state."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        runs = client.request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 1}
+        )["dag_runs"]
+        if runs:
+            run = runs[0]
+            tis = client.task_instances(dag_id, run["dag_run_id"])
+            done = sum(ti["state"] in {"success", "failed", "skipped", "upstream_failed"} for ti in tis)
+            line = f"  {dag_id} {run['state']}: {done}/{len(tis)} task instances finished"
+            if line != last:
+                progress(line)
+                last = line
+            if run["state"] in {"success", "failed"}:
+                if run["state"] == "failed":
+                    raise RuntimeError(
+                        f"{dag_id} run {run['dag_run_id']} failed: see {airflow_url(settings)}/dags/{dag_id}"
+                    )
+                return run["state"]
+        time.sleep(3)
+    raise RuntimeError(
+        f"{dag_id} did not finish within {timeout:.0f} s: see {airflow_url(settings)}/dags/{dag_id}"
+    )

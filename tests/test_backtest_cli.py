@@ -56,3 +56,14 @@ def test_backtest_refuses_a_bad_file_and_quarantines_it(tmp_path):
     assert result.exit_code == 1
     assert "REJECTED" in result.stderr
     assert any((tmp_path / "home" / "data" / "quarantine" / "backtest").iterdir())
+
+
+def test_backtest_leaves_the_callers_environment_alone(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.delenv("SEQOPS_FEATURES_DATASETS", raising=False)
+    before = {k: v for k, v in os.environ.items() if k.startswith("SEQOPS_")}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("series_id,timestamp,value\nA,2020-01-01T00:00:00Z,x\nA,2020-01-01T01:00:00Z,1\n")
+    CliRunner().invoke(app, ["backtest", "--data", str(bad), "--home", str(tmp_path / "home")])
+    assert {k: v for k, v in os.environ.items() if k.startswith("SEQOPS_")} == before

@@ -436,8 +436,6 @@ def backtest_file(
     """
     import os
 
-    import pandas as pd
-
     from seqops.canonical import coerce, read_batch
 
     home = Path(home or tempfile.mkdtemp(prefix="seqops-backtest-"))
@@ -453,16 +451,43 @@ def backtest_file(
         f'[{dataset}]\ndescription = "seqops backtest of {path.name}"\n'
         f'freq = "{int(step.total_seconds())}s"\nmax_gap_steps = {max(24, season)}\nallow_new_series = true\n'
     )
-    os.environ.update(
-        {
-            "SEQOPS_HOME": str(home),
-            "SEQOPS_DATASETS_FILE": str(datasets_file),
-            "SEQOPS_FEATURES_DATASETS": dataset,
-            "SEQOPS_FEATURES_WINDOW_LENGTH": str(length),
-            "SEQOPS_FEATURES_HORIZON": str(horizon),
-            "SEQOPS_FEATURES_HORIZONS": "{}",
-        }
-    )
+    env = {
+        "SEQOPS_HOME": str(home),
+        "SEQOPS_DATASETS_FILE": str(datasets_file),
+        "SEQOPS_FEATURES_DATASETS": dataset,
+        "SEQOPS_FEATURES_WINDOW_LENGTH": str(length),
+        "SEQOPS_FEATURES_HORIZON": str(horizon),
+        "SEQOPS_FEATURES_HORIZONS": "{}",
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)  # the fresh home's policy, read by every stage; restored afterwards
+    try:
+        return _backtest_in_home(
+            path, dataset, home, step, length, horizon, season, folds, time_budget_s, max_epochs, progress
+        )
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _backtest_in_home(
+    path: Path,
+    dataset: str,
+    home: Path,
+    step: Any,
+    length: int,
+    horizon: int,
+    season: int,
+    folds: int,
+    time_budget_s: float,
+    max_epochs: int,
+    progress: Progress,
+) -> dict[str, Any]:
+    import pandas as pd
+
     settings = get_settings()
     from features.materialize import materialize
     from features.store import apply
