@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.backtest import backtest
+from training.backtest import backtest, backtest_dataset
 from training.config import make_config
 from training.plots import plot_forecasts
 
@@ -78,3 +78,28 @@ def test_refit_each_trains_once_per_fold(frame: pd.DataFrame) -> None:
 def test_no_evaluable_fold_is_an_error(frame: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no fold"):
         backtest(frame, config(), origins=[pd.Timestamp("2030-01-01", tz="UTC")])
+
+
+def test_backtest_dataset_reads_the_curated_store_and_writes_its_report(
+    frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    from seqops.settings import Settings
+    from seqops.store import BatchRef, CuratedStore
+
+    settings = Settings(home=tmp_path / "home")
+    ref = BatchRef(
+        "synthetic", "0123456789abcdef", "0" * 64, "raw.csv", "raw.csv", "2024-02-01T00:00:00+00:00"
+    )
+    CuratedStore(settings).write("synthetic", ref, frame)
+    overrides = dict(
+        input_size=48, horizon=12, patch_len=12, hidden_size=8, num_layers=1, decoder_size=8, val_origins=4,
+        max_epochs=1, num_threads=1,
+    )  # fmt: skip
+    summary = backtest_dataset(
+        "synthetic", overrides=overrides, folds=2, settings=settings, progress=lambda _: None
+    )
+    out = Path(summary["paths"]["dir"])
+    assert out.parent == settings.home / "backtests" / "synthetic"
+    assert json.loads((out / "summary.json").read_text())["dataset"] == "synthetic"
+    assert len(pd.read_parquet(out / "forecasts.parquet")) == 2 * 2 * 12
+    assert (out / "forecasts.png").stat().st_size > 10_000

@@ -8,9 +8,11 @@ origin (``refit="each"``). MASE's in-sample scale for a fold is each series' his
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,9 @@ from training.config import TrainConfig
 from training.metrics import per_series, seasonal_scale
 from training.train import EpochStats, FitResult, fit, predict
 from training.windows import infer_step, split_last_origins, utc_naive, windows_from_frame
+
+if TYPE_CHECKING:
+    from seqops.settings import Settings
 
 MODELS = ("model", "seasonal_naive")
 
@@ -63,6 +68,7 @@ def backtest(
     refit: Literal["once", "each"] = "once",
     calendar_tz: str = "UTC",
     freq: str | None = None,
+    stride: int = 1,
     on_epoch: Callable[[EpochStats], None] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> BacktestResult:
@@ -77,6 +83,7 @@ def backtest(
         refit: train once before the first origin, or again before every origin.
         calendar_tz: the zone calendar features follow.
         freq: the series' step; None = inferred.
+        stride: spacing of the training origins (1 = every hour; larger thins long histories).
         on_epoch: per-epoch training callback.
         progress: receives one-line progress messages.
 
@@ -99,7 +106,7 @@ def backtest(
     for k, origin in enumerate(fold_origins, start=1):
         if model_fit is None or refit == "each":
             history = frame[frame["timestamp"] <= origin]
-            ws = windows_from_frame(history, config.input_size, config.horizon, **windows_kw)
+            ws = windows_from_frame(history, config.input_size, config.horizon, stride=stride, **windows_kw)
             train_ws, val_ws = split_last_origins(ws, config.val_origins)
             say(f"fold {k}/{len(fold_origins)}: training on {len(train_ws):,} windows up to {origin}")
             model_fit = fit(train_ws, val_ws, config, on_epoch=on_epoch)
@@ -152,3 +159,74 @@ def backtest(
     return BacktestResult(
         origins=fold_origins, forecasts=forecasts_df, per_series=per, overall=overall, fits=fits
     )
+
+
+def backtest_dataset(
+    dataset: str,
+    *,
+    profile: str = "default",
+    overrides: dict[str, Any] | None = None,
+    folds: int = 3,
+    refit: Literal["once", "each"] = "once",
+    stride: int = 1,
+    out_dir: Path | None = None,
+    settings: Settings | None = None,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Backtest a curated dataset of the platform (``seqops backtest``): read, evaluate, plot, report.
+
+    Args:
+        dataset: name in ``config/datasets.toml`` with curated data.
+        profile: :func:`training.config.make_config` profile; ``overrides`` change single fields.
+        overrides: TrainConfig fields (e.g. ``{"horizon": 24, "max_epochs": 5}``).
+        folds: rolling origins, H steps apart, ending at the last timestamp.
+        refit: train once, or before every fold.
+        stride: spacing of the training origins.
+        out_dir: where ``summary.json``, ``forecasts.parquet`` and ``forecasts.png`` go
+            (default ``$SEQOPS_HOME/backtests/<dataset>/<UTC time>``).
+        settings: platform settings (default: from the environment).
+        progress: receives progress lines (per fold and epoch).
+
+    Returns:
+        :meth:`BacktestResult.summary` plus the output paths.
+    """
+    from datetime import UTC, datetime
+
+    from seqops.datasets import load_spec
+    from seqops.settings import get_settings
+    from seqops.store import CuratedStore
+    from training.config import make_config
+    from training.plots import plot_forecasts
+
+    settings = settings or get_settings()
+    spec = load_spec(dataset)
+    frame = CuratedStore(settings).read(dataset)
+    if frame.empty:
+        raise ValueError(f"no curated data for {dataset!r}: ingest it first")
+    config = make_config(profile, **(overrides or {}))
+    progress(f"backtest {dataset}: {frame['series_id'].nunique()} series, {len(frame):,} rows, {folds} folds")
+    result = backtest(
+        frame,
+        config,
+        folds=folds,
+        refit=refit,
+        calendar_tz=spec.source_timezone or "UTC",
+        freq=spec.freq,
+        stride=stride,
+        on_epoch=lambda s: progress(f"  {s.line()}"),
+        progress=progress,
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = out_dir or settings.home / "backtests" / dataset / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    result.forecasts.to_parquet(out / "forecasts.parquet", index=False)
+    plot = plot_forecasts(result.forecasts, out / "forecasts.png", history=frame, title=f"{dataset} backtest")
+    summary = {**result.summary(), "dataset": dataset, "config": config.model_dump(mode="json")}
+    summary["paths"] = {"dir": str(out), "plot": str(plot), "forecasts": str(out / "forecasts.parquet")}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    model, naive = summary["overall"]["model"], summary["overall"]["seasonal_naive"]
+    progress(
+        f"{dataset}: model sMAPE {model['smape']:.3f} MASE {model['mase']:.3f} | seasonal naive "
+        f"sMAPE {naive['smape']:.3f} MASE {naive['mase']:.3f} -> {out}"
+    )
+    return summary
