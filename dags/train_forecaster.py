@@ -5,6 +5,8 @@ Runs weekly (Sunday 03:00 UTC), whenever a retrain is requested through the `seq
 (drift, or `POST /api/v2/assets/events`), and on demand (Trigger DAG, with `dataset` and
 `profile` params). One run at a time.
 
+0. **features_ready**: a gate; when the dataset has no materialized features yet (a fresh
+   install), the run is skipped with the reason instead of failing.
 1. **train**: a training set from the Feast *training* feature service (historical retrieval, point
    in time), a global LSTM with early stopping; every epoch's losses go to the MLflow run, and a
    retried task resumes from its checkpoint.
@@ -45,17 +47,33 @@ from seqops.assets import RETRAIN
     doc_md=__doc__,
 )
 def train_forecaster():
-    @task(execution_timeout=timedelta(hours=3))
-    def train(params=None, triggering_asset_events=None) -> dict:
-        """Feast training set -> fit (progress per epoch) -> MLflow run with the model."""
-        from training.pipeline import train as run_training
-
+    @task
+    def request(params=None, triggering_asset_events=None) -> dict:
+        """What to train and why: the params, or the dataset and reason of a retrain event."""
         params = params or {}
         reason, dataset = "manual", params["dataset"]
         for events in (triggering_asset_events or {}).values():
             for event in events:
                 reason = (event.extra or {}).get("reason", "retrain-asset")
                 dataset = (event.extra or {}).get("dataset", dataset)
+        return {"dataset": dataset, "reason": reason}
+
+    @task.short_circuit
+    def features_ready(req: dict) -> bool:
+        """Gate: skip the run (with the reason) when the dataset has no materialized features."""
+        from training.pipeline import features_ready as check
+
+        ready, why = check(req["dataset"])
+        print(why)
+        return ready
+
+    @task(execution_timeout=timedelta(hours=3))
+    def train(req: dict, params=None) -> dict:
+        """Feast training set -> fit (progress per epoch) -> MLflow run with the model."""
+        from training.pipeline import train as run_training
+
+        params = params or {}
+        dataset, reason = req["dataset"], req["reason"]
         overrides = {"max_epochs": params["max_epochs"], "time_budget_s": params["time_budget_s"]}
         return run_training(
             dataset,
@@ -79,7 +97,10 @@ def train_forecaster():
 
         return run_register(evaluated)
 
-    register(backtest(train()))
+    req = request()
+    trained = train(req)
+    features_ready(req) >> trained
+    register(backtest(trained))
 
 
 train_forecaster()

@@ -94,7 +94,13 @@ def test_ingest_sequences_task_graph(dagbag):
 def test_train_forecaster_task_graph_and_schedule(dagbag):
     dag = dagbag.dags["train_forecaster"]
     edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
-    assert edges == {("train", "backtest"), ("backtest", "register")}
+    assert edges == {
+        ("request", "features_ready"),
+        ("request", "train"),
+        ("features_ready", "train"),
+        ("train", "backtest"),
+        ("backtest", "register"),
+    }
     assert dag.max_active_runs == 1
     # Weekly and on the retrain Asset (drift or a person), and manual.
     timetable = dag.timetable

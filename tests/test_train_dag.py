@@ -43,7 +43,8 @@ def test_train_forecaster_registers_a_challenger(airflow_db, pjm_features):
     dag = DagBag(dag_folder=str(REPO / "dags" / "train_forecaster.py")).dags["train_forecaster"]
     run = dag.test(run_conf={"dataset": "pjm", "max_epochs": 2, "time_budget_s": 60, "history_days": 90})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states == {"train": "success", "backtest": "success", "register": "success"}
+    assert set(states.values()) == {"success"}
+    assert set(states) == {"request", "features_ready", "train", "backtest", "register"}
     assert run.state == "success"
 
     registry = Registry(pjm_features)
@@ -81,3 +82,16 @@ def test_train_forecaster_registers_a_challenger(airflow_db, pjm_features):
     model, config = load_for_training(uri)
     assert model.training and config.horizon == 24
     assert load_for_inference(uri).metadata.signature is not None
+
+
+@pytest.mark.slow
+def test_train_forecaster_skips_with_a_reason_before_any_features(airflow_db, tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("SEQOPS_HOME", str(tmp_path / "empty-home"))
+    dag = DagBag(dag_folder=str(REPO / "dags" / "train_forecaster.py")).dags["train_forecaster"]
+    run = dag.test(run_conf={"dataset": "pjm"})
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["features_ready"] == "success"
+    assert states["train"] == states["backtest"] == states["register"] == "skipped"
+    assert run.state == "success"

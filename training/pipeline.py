@@ -529,3 +529,27 @@ def _backtest_in_home(
         "run_id": evaluated["run_id"],
         "home": str(home),
     }
+
+
+def features_ready(dataset: str, *, settings: Settings | None = None) -> tuple[bool, str]:
+    """Whether ``dataset`` has window tables and a materialized online store, and why not."""
+    from features.windows import windows_path
+
+    settings = settings or get_settings()
+    if not windows_path(settings, dataset).exists():
+        return False, (
+            f"no window tables for {dataset!r} yet: ingest data (ingest_sequences) and let "
+            "materialize_features run, or trigger it with dataset={dataset!r}"
+        )
+    from features.store import materialized_until
+
+    try:
+        until = materialized_until(dataset, settings)
+    except Exception as exc:  # registry without this dataset's views
+        return (
+            False,
+            f"the feature views of {dataset!r} are not applied yet ({exc}); run materialize_features",
+        )
+    if until is None:
+        return False, f"the online store of {dataset!r} was never materialized; run materialize_features"
+    return True, f"features of {dataset!r} materialized until {until.isoformat()}"
