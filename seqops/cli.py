@@ -36,7 +36,11 @@ features_app = typer.Typer(
 )
 app.add_typer(platform_app, name="platform")
 app.add_typer(import_app, name="import")
+bench_app = typer.Typer(
+    help="Public benchmarks (M4 Hourly, ETTh1) against the published numbers.", no_args_is_help=True
+)
 app.add_typer(features_app, name="features")
+app.add_typer(bench_app, name="bench")
 
 
 def _say(message: str) -> None:
@@ -328,6 +332,87 @@ def backtest_cmd(
         )
     if as_json:
         typer.echo(json.dumps(result))
+
+
+def _shared_data(name: str) -> Path:
+    return get_settings().repo_root.parent / "shared" / "data" / name
+
+
+@bench_app.command("m4-hourly")
+def bench_m4(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder with Hourly-train.csv and Hourly-test.csv (default ../shared/data/m4_hourly)."
+        ),
+    ] = None,
+    time_budget_s: Annotated[float, typer.Option(help="CPU training budget, seconds.")] = 900,
+    members: Annotated[int, typer.Option(help="Seeds in the median ensemble.")] = 1,
+    out: Annotated[
+        Path | None, typer.Option(help="Report file (default benchmarks/results/m4_hourly.json).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
+) -> None:
+    """The official M4 Hourly protocol: train on train, forecast 48; sMAPE, MASE, OWA as M4 defines them."""
+    from training.bench import bench_m4_hourly
+
+    report = bench_m4_hourly(
+        data_dir or _shared_data("m4_hourly"),
+        time_budget_s=time_budget_s,
+        members=members,
+        json_out=out or True,
+        progress=_say,
+    )
+    scores = report["scores"]
+    typer.echo(f"{'method':28s} {'sMAPE':>8s} {'MASE':>7s} {'OWA':>7s}")
+    for name in ("lstm", "seasonal_naive", "naive2"):
+        row = scores[name]
+        typer.echo(f"{'seqops ' + name:28s} {row['smape']:8.3f} {row['mase']:7.3f} {row['owa']:7.3f}")
+    for name, row in report["reference"].items():
+        typer.echo(f"{name[:28]:28s} {row['smape']:8.3f} {row['mase']:7.3f} {row['owa']:7.3f}")
+    if as_json:
+        typer.echo(json.dumps({k: report[k] for k in ("scores", "reference")}, default=str))
+
+
+@bench_app.command("etth1")
+def bench_etth1_cmd(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with ETTh1.csv (default ../shared/data/ETTh1).")
+    ] = None,
+    horizons: Annotated[str, typer.Option(help="Comma-separated horizons.")] = "24,48,168",
+    time_budget_s: Annotated[float, typer.Option(help="Budget for all horizons together.")] = 900,
+    out: Annotated[
+        Path | None, typer.Option(help="Report file (default benchmarks/results/etth1.json).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
+) -> None:
+    """ETTh1 univariate OT, the Informer protocol: MSE / MAE on the z-scored scale, per horizon."""
+    from training.bench import bench_etth1
+
+    chosen = tuple(int(h) for h in horizons.split(","))
+    report = bench_etth1(
+        data_dir or _shared_data("ETTh1"),
+        chosen,
+        time_budget_s=time_budget_s,
+        json_out=out or True,
+        progress=_say,
+    )
+    typer.echo(f"{'H':>4s} {'seqops MSE':>11s} {'MAE':>7s} {'LSTMa MSE':>10s} {'Informer MSE':>13s}")
+    for h, row in report["horizons"].items():
+        typer.echo(
+            f"{h:>4s} {row['lstm']['mse']:11.3f} {row['lstm']['mae']:7.3f} "
+            f"{row['lstma_paper']['mse']:10.3f} {row['informer_paper']['mse']:13.3f}"
+        )
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    h: {k: r[k] for k in ("lstm", "seasonal_naive", "lstma_paper")}
+                    for h, r in report["horizons"].items()
+                },
+                default=str,
+            )
+        )
 
 
 def main() -> None:  # pragma: no cover - console entry point

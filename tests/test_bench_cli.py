@@ -1,0 +1,25 @@
+"""`seqops bench m4-hourly`: the official protocol end to end (a short budget; the real run is 900 s)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from seqops.cli import app
+
+
+@pytest.mark.slow
+def test_bench_m4_hourly_reports_the_reproduced_seasonal_naive(tmp_path):
+    out = tmp_path / "m4.json"
+    result = CliRunner().invoke(
+        app, ["bench", "m4-hourly", "--time-budget-s", "45", "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    naive = report["scores"]["seasonal_naive"]
+    assert (round(naive["smape"], 3), round(naive["mase"], 3)) == (13.912, 1.193)
+    assert report["scores"]["lstm"]["n_series"] == 414
+    assert "seqops lstm" in result.stdout and "Smyl ES-RNN" in result.stdout
+    assert json.loads(out.read_text())["scores"]["seasonal_naive"] == naive
