@@ -40,6 +40,15 @@ test: $(STAMP) sysdeps ## Run the whole test suite (starts throw-away PostgreSQL
 test-fast: $(STAMP) ## Run the suite without tests marked slow
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
+bench: $(STAMP) ## Run the public benchmarks (M4 Hourly, ETTh1) and the feature-store benchmark
+	$(BIN)/seqops bench m4-hourly
+	$(BIN)/seqops bench etth1
+	$(BIN)/python benchmarks/bench_features.py
+
+bench-neuralforecast: $(STAMP) ## Our LSTM vs NeuralForecast's LSTM, side by side (installs neuralforecast)
+	$(BIN)/pip install --quiet neuralforecast "torch==2.13.0"
+	$(BIN)/python benchmarks/bench_neuralforecast.py --threads 1
+
 lint: $(STAMP) ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -50,4 +59,4 @@ lock: ## Re-pin requirements.lock from the current .venv (after changing pyproje
 clean: down ## Stop the platform and delete its state (SEQOPS_HOME under the checkout)
 	rm -rf .seqops
 
-.PHONY: help sysdeps venv up down status test test-fast lint lock clean
+.PHONY: help sysdeps venv up down status test test-fast bench bench-neuralforecast lint lock clean
