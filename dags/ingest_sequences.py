@@ -57,7 +57,7 @@ def ingest_sequences():
         @task(retries=0)
         def validate(ref: dict) -> dict:
             """Run the dataset's GX suite; fail (no retry) with the reasons when rejected."""
-            from airflow.exceptions import AirflowFailException
+            from airflow.sdk.exceptions import AirflowFailException
 
             from seqops.ingest import validate as validate_batch
             from seqops.settings import get_settings
@@ -84,7 +84,7 @@ def ingest_sequences():
     @task(outlets=[CURATED], trigger_rule="all_done")
     def emit_curated(refs: list[dict], outlet_events=None) -> dict:
         """Emit the curated Asset event for downstream DAGs, if anything was published."""
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from seqops.ingest import run_summary
         from seqops.settings import get_settings
@@ -102,7 +102,7 @@ def ingest_sequences():
     @task(trigger_rule="all_done")
     def summarize(refs: list[dict]) -> dict:
         """Reconcile counts; fail the run when any batch was quarantined."""
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from seqops.ingest import run_summary
         from seqops.settings import get_settings

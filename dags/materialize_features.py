@@ -62,7 +62,7 @@ def materialize_features():
                 if extra.get("dataset"):
                     names.add(extra["dataset"])
         if not names:
-            from airflow.exceptions import AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
             raise AirflowSkipException("no dataset named by the param or the curated events")
         return sorted(names)
@@ -95,7 +95,7 @@ def materialize_features():
     @task(retries=0)
     def parity(materialized: dict, params=None) -> dict:
         """The gate: historical vs online, value by value; any mismatch fails (no retry)."""
-        from airflow.exceptions import AirflowFailException
+        from airflow.sdk.exceptions import AirflowFailException
 
         from features.parity import check_parity
 

@@ -94,7 +94,7 @@ def test_dag_run_builds_applies_materializes_checks_and_emits(airflow_db, monkey
 def test_datasets_come_from_the_param_or_the_curated_events(dag):
     from types import SimpleNamespace
 
-    from airflow.exceptions import AirflowSkipException
+    from airflow.sdk.exceptions import AirflowSkipException
 
     pick = dag.get_task("datasets").python_callable
     events = {
