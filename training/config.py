@@ -129,6 +129,9 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "val_origins": 48,
     },
     # ETTh1 univariate OT, already z-scored with the train mean/std: per-window standardisation.
+    # Two weeks of input. Among five variants the validation split (H=168) ranks this one first
+    # (MSE 0.119; L=720 with 64 units and dropout 0.1: 0.128), so it stays, although that L=720
+    # variant scores better on the test rows (benchmarks/README.md): choosing by test is not allowed.
     "etth1": {
         "input_size": 336,
         "horizon": 24,
@@ -137,6 +140,7 @@ _PROFILES: dict[str, dict[str, Any]] = {
         "patch_len": 24,
         "hidden_size": 128,
         "num_layers": 2,
+        "dropout": 0.0,
         "batch_size": 256,
         "lr": 1e-3,
         "max_epochs": 40,
