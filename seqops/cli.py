@@ -351,6 +351,7 @@ def bench_m4(
     out: Annotated[
         Path | None, typer.Option(help="Report file (default benchmarks/results/m4_hourly.json).")
     ] = None,
+    threads: Annotated[int, typer.Option(help="torch threads (1 is fastest on a busy 2-core machine).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
 ) -> None:
     """The official M4 Hourly protocol: train on train, forecast 48; sMAPE, MASE, OWA as M4 defines them."""
@@ -360,6 +361,7 @@ def bench_m4(
         data_dir or _shared_data("m4_hourly"),
         time_budget_s=time_budget_s,
         members=members,
+        threads=threads,
         json_out=out or True,
         progress=_say,
     )
@@ -384,6 +386,7 @@ def bench_etth1_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Report file (default benchmarks/results/etth1.json).")
     ] = None,
+    threads: Annotated[int, typer.Option(help="torch threads (1 is fastest on a busy 2-core machine).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
 ) -> None:
     """ETTh1 univariate OT, the Informer protocol: MSE / MAE on the z-scored scale, per horizon."""
@@ -394,6 +397,7 @@ def bench_etth1_cmd(
         data_dir or _shared_data("ETTh1"),
         chosen,
         time_budget_s=time_budget_s,
+        threads=threads,
         json_out=out or True,
         progress=_say,
     )
