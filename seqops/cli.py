@@ -259,7 +259,7 @@ def features_parity(
     result = check_parity(dataset, sample, seed)
     typer.echo(result.summary())
     typer.echo(f"mismatches: {result.mismatched_elements}")
-    for item in getattr(result, "mismatches", [])[:20]:
+    for item in result.mismatches[:20]:
         typer.echo(f"  {item}")
     if as_json:
         typer.echo(json.dumps(result.to_dict(), default=str))

@@ -111,7 +111,7 @@ def _interval(ref: BatchRef) -> tuple[datetime | None, datetime | None] | None:
 
 
 def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
-    """Read, coerce and validate the raw copy. Returns (result-or-None, coerced frame, read error)."""
+    """Read, coerce and validate the raw copy. Returns (result, None) or (None, read error)."""
     from seqops.canonical import BatchReadError, coerce, read_batch
     from seqops.datasets import load_spec
     from validation.validate import validate_batch
@@ -119,7 +119,7 @@ def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
     try:
         raw = read_batch(Path(ref.raw_path))
     except BatchReadError as exc:
-        return None, None, str(exc)
+        return None, str(exc)
     frame = coerce(raw)
     known = CuratedStore(settings).series(ref.dataset)
     result = validate_batch(
@@ -130,7 +130,7 @@ def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
         known_series=known,
         now=now or datetime.now(UTC),
     )
-    return result, frame, None
+    return result, None
 
 
 def _brief(outcome) -> str:
@@ -149,7 +149,7 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    result, _, read_error = _read_and_validate(settings, ref, now)
+    result, read_error = _read_and_validate(settings, ref, now)
     if result is None:
         rows = 0
         accepted = False
