@@ -1,32 +1,53 @@
-# seqops: `make up` runs the platform, `make test` runs the tests. Both set up .venv first.
+# seqops: `make up` runs the platform, `make test` checks everything (lint, import contract, tests).
+# Both set up .venv first: `make up` from the runtime lock only, `make test` adds the dev lock.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+REQ := requirements
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+BENCH := $(VENV)/.bench-installed
+# torch==2.13.0+cpu is PyTorch's CPU wheel, published on its CPU index. Where pip's configuration
+# does not already provide it (a find-links folder or a mirror), pass the index:
+#   make up PIP_TORCH="--extra-index-url https://download.pytorch.org/whl/cpu"
+PIP_TORCH ?=
+PIP_INSTALL := $(BIN)/pip install --quiet $(PIP_TORCH)
+export SEQOPS_BENCH_DATA_DIR ?= $(abspath ../shared/data)
+COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --no-strip-extras --allow-unsafe \
+	--no-emit-index-url --no-emit-find-links
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(STAMP): requirements.lock pyproject.toml
+$(RUNTIME): $(REQ)/runtime.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; seqops needs Python 3.11 (set PYTHON=...)"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	@# The lock pins every package (torch==2.13.0+cpu: its CPU wheel, no CUDA downloads).
-	$(BIN)/pip install --quiet -r requirements.lock
+	$(PIP_INSTALL) -r $(REQ)/runtime.txt
 	$(BIN)/pip install --quiet --no-deps -e .
-	@touch $(STAMP)
+	@touch $(RUNTIME)
 
-venv: $(STAMP) ## Create .venv with the locked stack
+$(DEV): $(RUNTIME) $(REQ)/dev.txt
+	$(PIP_INSTALL) -r $(REQ)/dev.txt
+	@touch $(DEV)
 
-up: $(STAMP) ## Start the platform (Airflow UI, MLflow UI) and ingest the demo data
+$(BENCH): $(RUNTIME) $(REQ)/bench.txt
+	$(PIP_INSTALL) -r $(REQ)/bench.txt
+	@touch $(BENCH)
+
+venv: $(RUNTIME) ## Create .venv with the runtime lock (what `make up` needs, nothing more)
+
+up: $(RUNTIME) ## Start the platform (Airflow UI, MLflow UI) and ingest the demo data
 	$(BIN)/seqops platform up
 
 down: ## Stop exactly what `make up` started
 	@if [ -x $(BIN)/seqops ]; then $(BIN)/seqops platform down; else echo "nothing to stop (no .venv)"; fi
+	@# a platform started before SEQOPS_HOME moved to ~/.seqops keeps its pid files in ./.seqops
+	@if [ -x $(BIN)/seqops ] && [ -d .seqops/run ]; then SEQOPS_HOME=$(CURDIR)/.seqops $(BIN)/seqops platform down; fi
 
-status: $(STAMP) ## Show which platform processes are running
+status: $(RUNTIME) ## Show which platform processes are running
 	$(BIN)/seqops platform status
 
 sysdeps: ## Install PostgreSQL and Redis servers from Debian packages if missing (production-profile tests)
@@ -34,29 +55,35 @@ sysdeps: ## Install PostgreSQL and Redis servers from Debian packages if missing
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; fi
 
-test: $(STAMP) sysdeps ## Run the whole test suite (starts throw-away PostgreSQL and Redis for the production tests)
-	$(BIN)/pytest -q $(PYTEST_ARGS)
-
-test-fast: $(STAMP) ## Run the suite without tests marked slow
-	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
-
-bench: $(STAMP) ## Run the public benchmarks (M4 Hourly, ETTh1) and the feature-store benchmark
-	$(BIN)/seqops bench m4-hourly
-	$(BIN)/seqops bench etth1
-	$(BIN)/python benchmarks/bench_features.py
-
-bench-neuralforecast: $(STAMP) ## Our LSTM vs NeuralForecast's LSTM, side by side (installs neuralforecast)
-	$(BIN)/pip install --quiet neuralforecast "torch==2.13.0"
-	$(BIN)/python benchmarks/bench_neuralforecast.py --threads 1
-
-lint: $(STAMP) ## ruff lint and format check
+lint: $(DEV) ## ruff lint and format check, and the import-linter layer contract
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# import-linter reads the package as installed: the top-level folders mapped into `seqops`
+	@rm -rf build/importview build/lib  # stale build/lib files would leak into the view
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation --no-index --target build/importview .
+	cd build && PYTHONPATH=importview ../$(BIN)/lint-imports --no-cache --config ../pyproject.toml
 
-lock: ## Re-pin requirements.lock from the current .venv (after changing pyproject.toml)
-	$(BIN)/pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+test: lint sysdeps ## Lint, then run the whole test suite (throw-away PostgreSQL and Redis for the production tests)
+	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-clean: down ## Stop the platform and delete its state (SEQOPS_HOME under the checkout)
-	rm -rf .seqops
+test-fast: $(DEV) ## Run the suite without tests marked slow
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
-.PHONY: help sysdeps venv up down status test test-fast bench bench-neuralforecast lint lock clean
+bench: $(RUNTIME) ## Run the public benchmarks (M4 Hourly, ETTh1) and the feature-store benchmark
+	$(BIN)/seqops bench m4-hourly --out benchmarks/results/m4_hourly.json
+	$(BIN)/seqops bench etth1 --out benchmarks/results/etth1.json
+	$(BIN)/python benchmarks/bench_features.py
+
+bench-neuralforecast: $(BENCH) ## Our LSTM vs NeuralForecast's LSTM, side by side (the bench lock)
+	$(BIN)/python benchmarks/bench_neuralforecast.py --threads 1 --steps 500
+
+lock: $(DEV) ## Re-resolve the locks from pyproject.toml: runtime, then dev and bench against it
+	$(COMPILE) -o $(REQ)/runtime.txt pyproject.toml
+	$(COMPILE) --extra dev -c $(REQ)/runtime.txt -o $(REQ)/dev.txt pyproject.toml
+	$(COMPILE) --extra bench -c $(REQ)/runtime.txt -o $(REQ)/bench.txt pyproject.toml
+
+clean: down ## Stop the platform and delete its state (SEQOPS_HOME, default ~/.seqops)
+	@home=$$($(BIN)/python -c 'from seqops.core.settings import Settings; print(Settings().home)') && \
+	  echo "removing $$home" && rm -rf "$$home"
+
+.PHONY: help sysdeps venv up down status lint test test-fast bench bench-neuralforecast lock clean

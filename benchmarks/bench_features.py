@@ -4,25 +4,25 @@ Not a test: it prints numbers and ratios and writes them to ``benchmarks/results
 
 Data: M4 Hourly training series (414 series, 700 or 960 points; /work/shared/data/m4_hourly or
 ``--m4``). M4 has no timestamps: series get hourly timestamps from a fixed epoch, 2000-01-01 00:00
-UTC. L = 168, H = 48 (``features.config``), so 284,362 windows, 264,490 with targets. Optionally
+UTC. L = 168, H = 48 (``datasets.toml``), so 284,362 windows, 264,490 with targets. Optionally
 (``--pjm``, default on) the 7 PJM zones for the parity check the issue asks for (200 samples).
 
 What is compared (each pair on the same window data, in this process's run):
 
 materialization, first load of the whole history into the online store
-    seqops: ``features.store.materialize_range`` over all window ends (DuckDB offline store, the
+    seqops: ``seqops.features.store.materialize_range`` over all window ends (DuckDB offline store, the
     window as one Array(Float32), ``pull_latest_features: true``).
     plain: a Feast repo with Feast's template defaults -- ``file`` offline store, file registry,
     SQLite online store, default materialization (pull every row in the range, deduplicate in
     Python) -- and the window as 168 Float32 lag columns ``x_000..x_167`` (one feature per lag).
 training set for every (series, origin) window (284,362 entity rows)
-    seqops: ``features.training_set.build_training_set`` (DuckDB, entity frame split into 50,000-row
+    seqops: ``seqops.features.training_set.build_training_set`` (DuckDB, entity frame split into 50,000-row
     chunks at series boundaries, converted to numpy per chunk) -> WindowSet.
     plain: one unsplit ``get_historical_features`` of the same training feature service on the same
     DuckDB store, ``.to_df()`` (Feast's documented path), then ``np.stack`` of the list columns.
     Each runs in a child process, so its peak memory is its own.
 online read p50 / p99 of one series and of 100 series
-    seqops: ``features.store.read_online`` (serving service: window, calendar, scale; TTL enforced;
+    seqops: ``seqops.features.store.read_online`` (serving service: window, calendar, scale; TTL enforced;
     float32 arrays decoded straight from the response).
     plain (lag columns): ``get_online_features`` of the 168 lag features, ``.to_dict()``.
     plain (arrays): ``get_online_features`` of the same serving service, ``.to_dict()``.
@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+SHARED = Path(os.environ.get("SEQOPS_BENCH_DATA_DIR", REPO.parent / "shared" / "data"))
 EPOCH = "2000-01-01T00:00:00+00:00"
 T_START = time.perf_counter()
 
@@ -67,7 +67,7 @@ def load_m4(settings, path: Path) -> int:
     import numpy as np
     import pandas as pd
 
-    from seqops.store import BatchRef, CuratedStore
+    from seqops.core.store import BatchRef, CuratedStore
 
     store = CuratedStore(settings)
     if store.series("m4_hourly"):
@@ -91,8 +91,8 @@ def load_m4(settings, path: Path) -> int:
 
 def load_pjm(settings, folder: Path) -> int:
     """The 7 PJM zone files into the curated store as dataset ``pjm`` (seqops' own importer rules)."""
-    from seqops.importers import ImportReport, pjm_files, read_pjm_zone
-    from seqops.store import BatchRef, CuratedStore
+    from seqops.core.importers import ImportReport, pjm_files, read_pjm_zone
+    from seqops.core.store import BatchRef, CuratedStore
 
     store = CuratedStore(settings)
     if store.series("pjm"):
@@ -195,17 +195,19 @@ def time_reads(fn, ids_list: list[list[str]]) -> dict:
 def child_training(kind: str) -> dict:
     import numpy as np
 
-    from features import store
-    from features.training_set import build_training_set
+    from seqops.core.settings import get_settings
+    from seqops.features import store
+    from seqops.features.training_set import build_training_set
 
+    settings = get_settings()  # a child process: its home and datasets come from the env it was given
     if kind == "seqops-prepare":  # a separate home (other TTL): windows and apply first, untimed
-        from features.windows import build_windows
+        from seqops.features.tables import build_windows
 
-        build_windows("m4_hourly")
+        build_windows("m4_hourly", settings=settings)
         with contextlib.redirect_stdout(sys.stderr):
-            store.apply()
+            store.apply(settings=settings)
         kind = "seqops"
-    store.open_store()  # registry and Feast import outside the timing
+    store.open_store(settings=settings)  # registry and Feast import outside the timing
     began = time.perf_counter()
     if kind == "seqops":
         stats: list = []
@@ -214,6 +216,7 @@ def child_training(kind: str) -> dict:
             chunk_rows=50_000,
             stats=stats,
             progress=lambda d, n: say(f"  seqops training set: {d}/{n} entity rows"),
+            settings=settings,
         )
         seconds = time.perf_counter() - began
         return {
@@ -226,11 +229,10 @@ def child_training(kind: str) -> dict:
         }
     import pandas as pd
 
-    from features.windows import read_index
-    from seqops.settings import get_settings
+    from seqops.features.tables import read_index
 
-    entity = read_index(get_settings(), "m4_hourly").rename(columns={"window_end": "event_timestamp"})
-    fs = store.open_store()
+    entity = read_index(settings, "m4_hourly").rename(columns={"window_end": "event_timestamp"})
+    fs = store.open_store(settings=settings)
     say(f"  plain training set: one get_historical_features call for {len(entity)} entity rows")
     df = fs.get_historical_features(
         entity_df=entity, features=fs.get_feature_service("m4_hourly_training")
@@ -288,8 +290,12 @@ def main() -> None:
 
     home = args.home or Path(tempfile.mkdtemp(prefix="seqops-bench-features-"))
     datasets = "m4_hourly" if args.no_pjm else "m4_hourly,pjm"
-    os.environ.update({"SEQOPS_HOME": str(home), "SEQOPS_FEATURES_DATASETS": datasets})
-    os.environ.pop("SEQOPS_PROFILE", None)
+    from seqops.core.settings import Settings
+
+    settings = Settings(home=home, features_datasets=datasets.split(","), profile="embedded")
+    # the child processes build the same settings from their environment
+    child_env = {k: v for k, v in os.environ.items() if k != "SEQOPS_PROFILE"}
+    child_env |= {"SEQOPS_HOME": str(home), "SEQOPS_FEATURES_DATASETS": datasets}
     results: dict = {
         "started": datetime.now(UTC).isoformat(),
         "home": str(home),
@@ -298,34 +304,31 @@ def main() -> None:
     results["cpus"] = os.cpu_count()
     results["load_avg_at_start"] = os.getloadavg()
 
-    from seqops.settings import get_settings
-
-    settings = get_settings()
     say(f"home {home}")
     say("loading M4 Hourly into the curated store")
     n_series = load_m4(settings, args.m4)
     say(f"  {n_series} series")
 
-    from features.windows import build_windows
+    from seqops.features.tables import build_windows
 
     t = time.perf_counter()
-    build = build_windows("m4_hourly")
+    build = build_windows("m4_hourly", settings=settings)
     results["build_windows"] = {"seconds": round(time.perf_counter() - t, 2), **build.to_dict()}
     seconds = results["build_windows"]["seconds"]
     say(f"windows: {build.windows} windows, {build.targets} with targets, {seconds} s")
 
     say("import feast + apply")
     t = time.perf_counter()
-    from features import store
+    from seqops.features import store
 
-    applied = store.apply()
+    applied = store.apply(settings=settings)
     results["apply_seconds"] = round(time.perf_counter() - t, 2)
     say(f"  applied {applied.feature_views} in {results['apply_seconds']} s")
 
     # -- materialization ------------------------------------------------------------------------------------
     first = store.utc(build.first_window_end)
     last = store.utc(build.last_window_end)
-    fs = store.open_store()
+    fs = store.open_store(settings=settings)
     say("materialize, seqops: the whole history of the window view (like for like with plain)")
     results["materialize_seqops"] = timed_materialize(
         lambda: fs.materialize(start_date=first, end_date=last, feature_views=["m4_hourly_window"]),
@@ -335,18 +338,23 @@ def main() -> None:
     say(f"  {results['materialize_seqops']}")
     say("materialize, seqops: all 3 online views (window, calendar, scale)")
     results["materialize_seqops_all_views"] = timed_materialize(
-        lambda: store.materialize_range("m4_hourly", first, last), build.windows * 3, n_series * 3
+        lambda: store.materialize_range("m4_hourly", first, last, settings=settings),
+        build.windows * 3,
+        n_series * 3,
     )
     say(f"  {results['materialize_seqops_all_views']}")
-    from features.materialize import materialize
+    from seqops.features.materialize import materialize
 
     t = time.perf_counter()
-    routine = materialize("m4_hourly")
+    routine = materialize("m4_hourly", settings=settings)
     results["materialize_seqops_incremental"] = {
         "seconds": round(time.perf_counter() - t, 2),
         **routine.to_dict(),
     }
-    say(f"  routine run (features.materialize): {results['materialize_seqops_incremental']['seconds']} s")
+    say(
+        "  routine run (seqops.features.materialize): "
+        f"{results['materialize_seqops_incremental']['seconds']} s"
+    )
 
     say("materialize, plain Feast: file offline store, lag columns, defaults")
     plain, lag_refs = plain_store(home / "plain", build.windows_path, 168)
@@ -367,7 +375,7 @@ def main() -> None:
         batches = [rng.sample(all_ids, size) for _ in range(count)]
         say(f"online reads of {size} series x {count}")
         reads[f"seqops_{size}"] = time_reads(
-            lambda b: store.read_online("m4_hourly", b, as_of=as_of), batches
+            lambda b: store.read_online("m4_hourly", b, as_of=as_of, settings=settings), batches
         )
         reads[f"plain_lag_{size}"] = time_reads(
             lambda b: plain.get_online_features(
@@ -388,7 +396,7 @@ def main() -> None:
     results["online_reads"] = reads
 
     # -- training sets (child processes) -------------------------------------------------------------------
-    env = {**os.environ}
+    env = child_env
     say("training set, seqops (child process)")
     results["training_seqops"] = run_child("seqops", env)
     say(f"  {results['training_seqops']}")
@@ -400,20 +408,27 @@ def main() -> None:
         ttl_home = home / "ttl_h"
         if not (ttl_home / "data").exists():
             shutil.copytree(settings.curated_dir / "m4_hourly", ttl_home / "data" / "curated" / "m4_hourly")
+        from seqops.core.resources import datasets_file
+
+        ttl_file = ttl_home / "datasets.toml"  # the shipped facts with the input-view TTL raised to H
+        shipped = datasets_file().read_text()
+        ttl_file.write_text(
+            shipped.replace("[m4_hourly]", f"[m4_hourly]\nttl_steps = {build.spec['horizon']}", 1)
+        )
         ttl_env = {
             **env,
             "SEQOPS_HOME": str(ttl_home),
-            "SEQOPS_FEATURES_TTL_STEPS": str(build.spec["horizon"]),
+            "SEQOPS_DATASETS_FILE": str(ttl_file),
+            "SEQOPS_FEATURES_DATASETS": "m4_hourly",
         }
-        ttl_env["SEQOPS_FEATURES_DATASETS"] = "m4_hourly"
         results["training_seqops_ttl_h"] = run_child("seqops-prepare", ttl_env)
         say(f"  {results['training_seqops_ttl_h']}")
 
     # -- parity -----------------------------------------------------------------------------------------
-    from features.parity import check_parity
+    from seqops.features.parity import check_parity
 
     say("parity on M4: 200 random series at their newest window")
-    m4_parity = check_parity("m4_hourly", sample=200, seed=0)
+    m4_parity = check_parity("m4_hourly", sample=200, seed=0, settings=settings)
     results["parity_m4"] = {k: v for k, v in m4_parity.to_dict().items() if k != "mismatches"}
     say(f"  {m4_parity.summary()} in {m4_parity.seconds} s")
     pjm_parity = None
@@ -421,10 +436,10 @@ def main() -> None:
         say("PJM: load 7 zones, build windows")
         load_pjm(settings, args.pjm_dir)
         t = time.perf_counter()
-        pjm_build = build_windows("pjm")
+        pjm_build = build_windows("pjm", settings=settings)
         results["pjm_build_windows"] = {"seconds": round(time.perf_counter() - t, 2), **pjm_build.to_dict()}
         say(f"  {pjm_build.windows} windows in {results['pjm_build_windows']['seconds']} s")
-        store.apply()
+        store.apply(settings=settings)
         p_first, p_last = store.utc(pjm_build.first_window_end), store.utc(pjm_build.last_window_end)
         say("materialize PJM, seqops window view, whole history")
         results["pjm_materialize_seqops"] = timed_materialize(
@@ -439,9 +454,9 @@ def main() -> None:
             lambda: plain_pjm.materialize(start_date=p_first, end_date=p_last), pjm_build.windows, 7
         )
         say(f"  {results['pjm_materialize_plain']}")
-        results["pjm_materialize"] = materialize("pjm").to_dict()
+        results["pjm_materialize"] = materialize("pjm", settings=settings).to_dict()
         say("parity on PJM: 200 samples (7 zones at their newest window, 193 at replayed past moments)")
-        pjm_parity = check_parity("pjm", sample=200, seed=0)
+        pjm_parity = check_parity("pjm", sample=200, seed=0, settings=settings)
         results["parity_pjm"] = {k: v for k, v in pjm_parity.to_dict().items() if k != "mismatches"}
         say(f"  {pjm_parity.summary()} in {pjm_parity.seconds} s")
 

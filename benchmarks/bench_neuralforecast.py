@@ -6,7 +6,7 @@ other. Reported per variant: M4 sMAPE / MASE on the official test split, trainin
 per second and its ratio to NeuralForecast's, and the training FLOP rate as a fraction of this
 machine's dense fp32 matmul rate (2048^3, measured before and after in the same run, same threads).
 
-Variants of ours (``training.train.fit``):
+Variants of ours (``seqops.training.train.fit``):
   * ``ours_same_recurrence``: ``patch_len=1`` (168 LSTM steps of 1 value, as NeuralForecast),
     batch 128, fp32: the implementation difference alone.
   * ``ours_same_recurrence_fast``: the same network, batch 1024, bf16 autocast.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,16 +33,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from training.baselines import seasonal_naive
-from training.bench import load_m4_hourly
-from training.config import TrainConfig, make_config
-from training.metrics import score
-from training.model import train_flops_per_window
-from training.train import fit, predict
-from training.windows import windows_from_frame
+from seqops.core.windows import windows_from_frame
+from seqops.training.baselines import seasonal_naive
+from seqops.training.bench import load_m4_hourly
+from seqops.training.config import TrainConfig, make_config
+from seqops.training.metrics import score
+from seqops.training.model import train_flops_per_window
+from seqops.training.train import fit, predict
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "m4_hourly"
+DEFAULT_DATA = Path(os.environ.get("SEQOPS_BENCH_DATA_DIR", REPO.parent / "shared" / "data")) / "m4_hourly"
 L, H, HIDDEN, LAYERS, NF_BATCH = 168, 48, 128, 2, 128
 
 

@@ -6,7 +6,7 @@ the canonical long format: `series_id, timestamp, value`, optional `<file>.meta.
 batch interval), and for each batch:
 
 1. **land**: an immutable, content-addressed raw copy is made before anything else;
-2. **validate**: the Great Expectations suite of its dataset (`config/datasets.toml`) runs; a
+2. **validate**: the Great Expectations suite of its dataset (`datasets.toml`) runs; a
    rejected batch fails this task with the failed expectations and example rows, and goes whole to
    `data/quarantine/<dataset>/<batch_id>/` with its report (`data_docs/index.html`);
 3. **publish**: accepted rows go to the curated store.
@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task, task_group
 
-from seqops.assets import CURATED
+from seqops.dags.assets import CURATED
 
 
 @dag(
@@ -46,8 +46,8 @@ def ingest_sequences():
     @task
     def land(params=None, run_id=None) -> list[dict]:
         """Claim pending batches into the raw store (the same claim when this run is re-run)."""
-        from seqops.ingest import claim_for_run
-        from seqops.settings import get_settings
+        from seqops.core.settings import get_settings
+        from seqops.flows.ingest import claim_for_run
 
         refs = claim_for_run(get_settings(), run_id, dataset=(params or {}).get("dataset"))
         return [ref.to_dict() for ref in refs]
@@ -59,9 +59,9 @@ def ingest_sequences():
             """Run the dataset's GX suite; fail (no retry) with the reasons when rejected."""
             from airflow.sdk.exceptions import AirflowFailException
 
-            from seqops.ingest import validate as validate_batch
-            from seqops.settings import get_settings
-            from seqops.store import BatchRef
+            from seqops.core.settings import get_settings
+            from seqops.core.store import BatchRef
+            from seqops.flows.ingest import validate as validate_batch
 
             outcome = validate_batch(get_settings(), BatchRef.from_dict(ref))
             print(outcome.message)
@@ -72,9 +72,9 @@ def ingest_sequences():
         @task
         def publish(ref: dict) -> dict:
             """Write the accepted batch's rows to the curated store."""
-            from seqops.ingest import publish as publish_batch
-            from seqops.settings import get_settings
-            from seqops.store import BatchRef
+            from seqops.core.settings import get_settings
+            from seqops.core.store import BatchRef
+            from seqops.flows.ingest import publish as publish_batch
 
             rows = publish_batch(get_settings(), BatchRef.from_dict(ref))
             return {"dataset": ref["dataset"], "batch_id": ref["batch_id"], "rows": rows}
@@ -86,8 +86,8 @@ def ingest_sequences():
         """Emit the curated Asset event for downstream DAGs, if anything was published."""
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from seqops.ingest import run_summary
-        from seqops.settings import get_settings
+        from seqops.core.settings import get_settings
+        from seqops.flows.ingest import run_summary
 
         summary = run_summary(get_settings(), refs)
         if not summary["published"]:
@@ -104,8 +104,8 @@ def ingest_sequences():
         """Reconcile counts; fail the run when any batch was quarantined."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from seqops.ingest import run_summary
-        from seqops.settings import get_settings
+        from seqops.core.settings import get_settings
+        from seqops.flows.ingest import run_summary
 
         summary = run_summary(get_settings(), refs)
         print(summary["text"])

@@ -7,16 +7,15 @@ names the datasets), or by hand with the `dataset` param. For each dataset:
 1. **build_windows**: cut every input window (L values) and target vector (H values) from the
    curated store into Parquet under `SEQOPS_HOME/features/<dataset>/` (a window spanning a
    missing hour is not emitted);
-2. **apply**: register the Feast declarations in `feature_repo/` (idempotent, once per run);
+2. **apply**: register the Feast declarations of `feature_repo/` (idempotent, once per run);
 3. **materialize**: write each series' newest window to the online store; the range never ends
    before an earlier run's end, so an older window never overwrites a newer one;
 4. **parity**: compare, value by value, historical retrieval (the training path) with the online
    read (the serving path) for `parity_sample` random (series, moment) pairs; one mismatch fails
    the task and nothing is announced;
-5. **emit_features**: emit the `seqops_features` Asset event (`extra = {"dataset": NAME, ...}`).
+5. **emit_features**: emit the `seqops_features` Asset event (`extra = {"datasets": [NAME], ...}`).
 
-Every step is a plain function (`features.windows.build_windows`, `features.store.apply`,
-`features.materialize.materialize`, `features.parity.check_parity`) that also runs without Airflow.
+Every step is a plain function of `seqops.flows.features` that `seqops features ...` also calls.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from seqops.assets import CURATED, FEATURES
+from seqops.dags.assets import CURATED, FEATURES, datasets_of
 
 
 @dag(
@@ -57,10 +56,7 @@ def materialize_features():
         names: set[str] = set()
         for events in (triggering_asset_events or {}).values():
             for event in events:
-                extra = event.extra or {}
-                names.update(extra.get("datasets") or [])
-                if extra.get("dataset"):
-                    names.add(extra["dataset"])
+                names.update(datasets_of(event.extra))
         if not names:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -70,25 +66,28 @@ def materialize_features():
     @task
     def build_windows(dataset: str) -> dict:
         """Window and target tables of one dataset, from the curated store."""
-        from features.windows import build_windows as build
+        from seqops.core.settings import get_settings
+        from seqops.flows.features import build
 
-        result = build(dataset).to_dict()
+        result = build(get_settings(), dataset)
         print(result)
         return result
 
     @task
     def apply(builds: list[dict]) -> dict:
         """Register the feature declarations (idempotent)."""
-        from features.store import apply as feast_apply
+        from seqops.core.settings import get_settings
+        from seqops.flows.features import apply as feast_apply
 
-        return feast_apply().to_dict()
+        return feast_apply(get_settings())
 
     @task
     def materialize(build: dict) -> dict:
         """Newest window of every series to the online store, never older over newer."""
-        from features.materialize import materialize as run
+        from seqops.core.settings import get_settings
+        from seqops.flows.features import materialize as run
 
-        result = run(build["dataset"]).to_dict()
+        result = run(get_settings(), build["dataset"])
         print(result)
         return result
 
@@ -97,9 +96,11 @@ def materialize_features():
         """The gate: historical vs online, value by value; any mismatch fails (no retry)."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from features.parity import check_parity
+        from seqops.core.settings import get_settings
+        from seqops.flows.features import parity as check_parity
 
-        result = check_parity(materialized["dataset"], sample=int((params or {}).get("parity_sample", 200)))
+        sample = int((params or {}).get("parity_sample", 200))
+        result = check_parity(get_settings(), materialized["dataset"], sample)
         print(result.summary())
         if not result.ok:
             for row in result.mismatches:
@@ -110,7 +111,7 @@ def materialize_features():
     @task(outlets=[FEATURES])
     def emit_features(checked: dict, outlet_events=None) -> dict:
         """Announce the refreshed features of one dataset."""
-        extra = {"dataset": checked["dataset"], "parity_samples": checked["samples"]}
+        extra = {"datasets": [checked["dataset"]], "parity_samples": checked["samples"]}
         outlet_events[FEATURES].extra = extra
         return extra
 

@@ -3,14 +3,14 @@
 
 Runs weekly (Sunday 03:00 UTC), whenever a retrain is requested through the `seqops_retrain` Asset
 (drift, or `POST /api/v2/assets/events`), and on demand (Trigger DAG, with `dataset` and
-`profile` params). One run at a time.
+`profile` params). One run at a time; one training per dataset the retrain events name.
 
 0. **features_ready**: a gate; when the dataset has no materialized features yet (a fresh
    install), the run is skipped with the reason instead of failing.
 1. **train**: a training set from the Feast *training* feature service (historical retrieval, point
    in time), a global LSTM with early stopping; every epoch's losses go to the MLflow run, and a
    retried task resumes from its checkpoint.
-2. **backtest**: the model and the seasonal naive on the same rolling origins after the training
+2. **backtest**: the model, last-value naive and seasonal naive on the same rolling origins after the training
    data (sMAPE, MASE, MAE, RMSE), with a forecast-vs-actual plot in the run's `backtest/` artifacts.
 3. **register**: a new version of `seqops-forecaster-<dataset>`, tagged with its backtest metrics,
    data snapshot and range and `validation_status=pending_approval`; it becomes the `challenger`
@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task, task_group
 
-from seqops.assets import RETRAIN
+from seqops.dags.assets import RETRAIN
 
 
 @dag(
@@ -37,7 +37,9 @@ from seqops.assets import RETRAIN
     default_args={"retries": 1, "retry_delay": timedelta(minutes=2)},
     params={
         "dataset": Param("pjm", type="string", description="Dataset to train on (materialized features)."),
-        "profile": Param("default", type="string", description="Hyperparameter profile (training.config)."),
+        "profile": Param(
+            "default", type="string", description="Hyperparameter profile (seqops.training.config)."
+        ),
         "max_epochs": Param(30, type="integer", minimum=1, description="Upper bound on epochs."),
         "time_budget_s": Param(900, type="integer", minimum=10, description="Training wall-time budget."),
         "history_days": Param(
@@ -48,59 +50,80 @@ from seqops.assets import RETRAIN
 )
 def train_forecaster():
     @task
-    def request(params=None, triggering_asset_events=None) -> dict:
-        """What to train and why: the params, or the dataset and reason of a retrain event."""
+    def requests(params=None, triggering_asset_events=None) -> list[dict]:
+        """What to train and why: one request per dataset the retrain events name, else the params.
+
+        Several datasets drifting together each get their own training (mapped below).
+        """
+        from seqops.dags.assets import datasets_of
+
         params = params or {}
-        reason, dataset = "manual", params["dataset"]
+        wanted: dict[str, str] = {}
         for events in (triggering_asset_events or {}).values():
             for event in events:
                 reason = (event.extra or {}).get("reason", "retrain-asset")
-                dataset = (event.extra or {}).get("dataset", dataset)
-        return {"dataset": dataset, "reason": reason}
+                for dataset in datasets_of(event.extra):
+                    wanted.setdefault(dataset, reason)  # the first request's reason wins
+        if not wanted:
+            wanted[params["dataset"]] = "manual"
+        return [{"dataset": d, "reason": r} for d, r in sorted(wanted.items())]
 
-    @task.short_circuit
-    def features_ready(req: dict) -> bool:
-        """Gate: skip the run (with the reason) when the dataset has no materialized features."""
-        from training.pipeline import features_ready as check
+    @task_group
+    def each_dataset(req: dict):
+        @task
+        def features_ready(req: dict) -> str:
+            """Gate: skip this dataset's training (with the reason) when it has no materialized features.
 
-        ready, why = check(req["dataset"])
-        print(why)
-        return ready
+            A skip, not a short-circuit: the skip propagates to this map index only.
+            """
+            from airflow.sdk.exceptions import AirflowSkipException
 
-    @task(execution_timeout=timedelta(hours=3))
-    def train(req: dict, params=None) -> dict:
-        """Feast training set -> fit (progress per epoch) -> MLflow run with the model."""
-        from training.pipeline import train as run_training
+            from seqops.core.settings import get_settings
+            from seqops.flows.train import features_ready as check
 
-        params = params or {}
-        dataset, reason = req["dataset"], req["reason"]
-        overrides = {"max_epochs": params["max_epochs"], "time_budget_s": params["time_budget_s"]}
-        return run_training(
-            dataset,
-            profile=params["profile"],
-            overrides=overrides,
-            history_days=params["history_days"],
-            reason=reason,
-        )
+            ready, why = check(req["dataset"], settings=get_settings())
+            if not ready:
+                raise AirflowSkipException(why)
+            return why
 
-    @task
-    def backtest(trained: dict) -> dict:
-        """Model vs seasonal naive on the same folds; metrics and plot into the same run."""
-        from training.pipeline import backtest as run_backtest
+        @task(execution_timeout=timedelta(hours=3))
+        def train(req: dict, params=None) -> dict:
+            """Feast training set -> fit (progress per epoch) -> MLflow run with the model."""
+            from seqops.core.settings import get_settings
+            from seqops.flows.train import train as run_training
 
-        return run_backtest(trained)
+            params = params or {}
+            overrides = {"max_epochs": params["max_epochs"], "time_budget_s": params["time_budget_s"]}
+            return run_training(
+                req["dataset"],
+                profile=params["profile"],
+                overrides=overrides,
+                history_days=params["history_days"],
+                reason=req["reason"],
+                settings=get_settings(),
+            )
 
-    @task
-    def register(evaluated: dict) -> dict:
-        """New registry version with its evidence as tags; alias challenger, pending approval."""
-        from training.pipeline import register as run_register
+        @task
+        def backtest(trained: dict) -> dict:
+            """Model vs naive and seasonal naive on the same folds; metrics and plot into the same run."""
+            from seqops.core.settings import get_settings
+            from seqops.flows.train import backtest as run_backtest
 
-        return run_register(evaluated)
+            return run_backtest(trained, settings=get_settings())
 
-    req = request()
-    trained = train(req)
-    features_ready(req) >> trained
-    register(backtest(trained))
+        @task
+        def register(evaluated: dict) -> dict:
+            """New registry version with its evidence as tags; alias challenger, pending approval."""
+            from seqops.core.settings import get_settings
+            from seqops.flows.train import register as run_register
+
+            return run_register(evaluated, settings=get_settings())
+
+        trained = train(req)
+        features_ready(req) >> trained
+        register(backtest(trained))
+
+    each_dataset.expand(req=requests())
 
 
 train_forecaster()

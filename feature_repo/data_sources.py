@@ -1,66 +1,59 @@
-"""Data sources: the window and target tables that ``features.windows`` builds per dataset.
+"""Data sources: the window and target tables that ``seqops.features.tables`` builds per dataset.
 
 Embedded profile: Parquet files under ``SEQOPS_HOME/features/<dataset>/``, read by DuckDB (absolute
-paths: DuckDB resolves relative ones from the current directory). Production profile
-(``SEQOPS_PROFILE=production``): the same rows in PostgreSQL tables. One pair per dataset listed
-by ``features.config.feature_datasets()``; each object is also a module attribute so that
-``feast apply`` finds it.
+paths: DuckDB resolves relative ones from the current directory). Production profile: the same rows
+in PostgreSQL tables.
 """
 
-from feast import FileSource
-from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import PostgreSQLSource
+from __future__ import annotations
 
-from features.config import feature_datasets, names, window_spec
-from features.windows import targets_path, windows_path
-from seqops.settings import get_settings
+from typing import TYPE_CHECKING
 
-_settings = get_settings()
-if _settings.profile != "production":
-    # plain `feast apply` opens the SQLite registry in this folder and does not create it
-    _settings.features_dir.mkdir(parents=True, exist_ok=True)
+if TYPE_CHECKING:
+    from feast.data_source import DataSource
 
-#: dataset -> source of its windows (window, calendar and scale views)
-window_sources = {}
-#: dataset -> source of its targets (the label view)
-target_sources = {}
+    from seqops.feature_repo import DatasetSources
+    from seqops.feature_repo.names import FeatureNames
 
-for _dataset in feature_datasets():
-    _n, _spec = names(_dataset), window_spec(_dataset)
-    _tags = {"seqops.dataset": _dataset, "seqops.owner": "features"}
-    _wdesc = (
-        f"{_dataset}: one row per series and window end; x = the {_spec.length} values up to and "
-        f"including window_end (float32), calendar and scale of that window. Built by features.windows."
+
+def _tags(n: FeatureNames) -> dict[str, str]:
+    return {"seqops.dataset": n.dataset, "seqops.owner": "features"}
+
+
+def window_source(n: FeatureNames, where: DatasetSources) -> DataSource:
+    """The windows table: one row per series and window end (window, calendar and scale views)."""
+    description = (
+        f"{n.dataset}: one row per series and window end; x = the {where.spec.length} values up to "
+        "and including window_end (float32), calendar and scale of that window. "
+        "Built by seqops.features.tables."
     )
-    _tdesc = f"{_dataset}: the {_spec.horizon} values after each origin (float32). Built by features.windows."
-    if _settings.profile == "production":
-        window_sources[_dataset] = PostgreSQLSource(
-            name=_n.window_source,
-            table=_n.pg_windows_table,
-            timestamp_field="window_end",
-            description=_wdesc,
-            tags=_tags,
+    return _source(
+        n.window_source, n.pg_windows_table, where.windows_path, "window_end", description, n, where
+    )
+
+
+def target_source(n: FeatureNames, where: DatasetSources) -> DataSource:
+    """The targets table: the H values after each origin (the label view)."""
+    description = (
+        f"{n.dataset}: the {where.spec.horizon} values after each origin (float32). "
+        "Built by seqops.features.tables."
+    )
+    return _source(n.targets_source, n.pg_targets_table, where.targets_path, "origin", description, n, where)
+
+
+def _source(name, table, path, timestamp_field, description, n, where) -> DataSource:
+    if where.postgres:
+        from feast.infra.offline_stores.contrib.postgres_offline_store.postgres_source import (
+            PostgreSQLSource,
         )
-        target_sources[_dataset] = PostgreSQLSource(
-            name=_n.targets_source,
-            table=_n.pg_targets_table,
-            timestamp_field="origin",
-            description=_tdesc,
-            tags=_tags,
+
+        return PostgreSQLSource(
+            name=name, table=table, timestamp_field=timestamp_field, description=description, tags=_tags(n)
         )
-    else:
-        window_sources[_dataset] = FileSource(
-            name=_n.window_source,
-            path=str(windows_path(_settings, _dataset)),
-            timestamp_field="window_end",
-            description=_wdesc,
-            tags=_tags,
-        )
-        target_sources[_dataset] = FileSource(
-            name=_n.targets_source,
-            path=str(targets_path(_settings, _dataset)),
-            timestamp_field="origin",
-            description=_tdesc,
-            tags=_tags,
-        )
-    globals()[_n.window_source] = window_sources[_dataset]
-    globals()[_n.targets_source] = target_sources[_dataset]
+    from feast import FileSource
+
+    if path is None:
+        raise ValueError(f"{name}: an embedded source needs the Parquet path")
+    return FileSource(
+        name=name, path=path, timestamp_field=timestamp_field, description=description, tags=_tags(n)
+    )

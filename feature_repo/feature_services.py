@@ -4,24 +4,32 @@
 ``<dataset>_training`` the same three views plus the targets: what historical retrieval returns.
 """
 
-from feast import FeatureService
-from feature_views import views
+from __future__ import annotations
 
-from features.config import feature_datasets, names
+from typing import TYPE_CHECKING
 
-for _dataset in feature_datasets():
-    _n, _v = names(_dataset), views[_dataset]
-    _inputs = [_v["window"], _v["calendar"], _v["scale"]]
-    _tags = {"seqops.dataset": _dataset, "seqops.owner": "features"}
-    globals()[_n.serving] = FeatureService(
-        name=_n.serving,
-        features=_inputs,
-        description=f"{_dataset}: the model inputs for online serving.",
-        tags={**_tags, "seqops.role": "serving"},
-    )
-    globals()[_n.training] = FeatureService(
-        name=_n.training,
-        features=[*_inputs, _v["targets"]],
-        description=f"{_dataset}: the model inputs and the targets, for point-in-time training sets.",
-        tags={**_tags, "seqops.role": "training"},
-    )
+if TYPE_CHECKING:
+    from feast import FeatureService, FeatureView
+
+    from seqops.feature_repo.names import FeatureNames
+
+
+def services(n: FeatureNames, views: dict[str, FeatureView]) -> list[FeatureService]:
+    from feast import FeatureService
+
+    inputs = [views["window"], views["calendar"], views["scale"]]
+    tags = {"seqops.dataset": n.dataset, "seqops.owner": "features"}
+    return [
+        FeatureService(
+            name=n.serving,
+            features=inputs,
+            description=f"{n.dataset}: the model inputs for online serving.",
+            tags={**tags, "seqops.role": "serving"},
+        ),
+        FeatureService(
+            name=n.training,
+            features=[*inputs, views["targets"]],
+            description=f"{n.dataset}: the model inputs and the targets, for point-in-time training sets.",
+            tags={**tags, "seqops.role": "training"},
+        ),
+    ]

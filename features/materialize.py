@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
-from seqops.settings import Settings, get_settings
+from seqops.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def materialize(
     *,
     start: datetime | None = None,
     end: datetime | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> MaterializeResult:
     """Bring the online store up to date with the dataset's window table (see module docstring).
 
@@ -63,13 +63,12 @@ def materialize(
         The range used and the number of rows written.
 
     Raises:
-        features.store.SourceSchemaError: the source tables would break parity (nothing written).
+        seqops.features.store.SourceSchemaError: the source tables would break parity (nothing written).
     """
-    from features import store
-    from features.config import names
-    from features.windows import latest_window_ends
+    from seqops.feature_repo.names import names
+    from seqops.features import store
+    from seqops.features.tables import latest_window_ends
 
-    settings = settings or get_settings()
     began = time.perf_counter()
     store.check_sources(dataset, settings)
     latest = latest_window_ends(settings, dataset)

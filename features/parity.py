@@ -5,9 +5,9 @@ the same numbers for the same series at the same moment.
 and -0.0 count too), the model inputs of the serving feature service (window ``x``, its end,
 ``calendar``, ``scale_loc``, ``scale_scale``) as returned by
 
-* the training path: Feast point-in-time historical retrieval (``features.store.historical``, the
-  call ``features.training_set`` uses), and
-* the serving path: the online store read with the TTL enforced (``features.store.read_online``).
+* the training path: Feast point-in-time historical retrieval (``seqops.features.store.historical``, the
+  call ``seqops.features.training_set`` uses), and
+* the serving path: the online store read with the TTL enforced (``seqops.features.store.read_online``).
 
 Samples:
 
@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from seqops.settings import Settings, get_settings
+from seqops.core.settings import Settings
 
 MAX_REPORTED = 20
 
@@ -72,7 +72,7 @@ def check_parity(
     sample: int = 200,
     seed: int = 0,
     *,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> ParityResult:
     """Compare historical and online model inputs for ``sample`` (series, moment) pairs.
 
@@ -88,11 +88,9 @@ def check_parity(
     """
     import numpy as np
 
-    from features import store
-    from features.config import window_spec
-    from features.windows import latest_window_ends, read_index
+    from seqops.features import store
+    from seqops.features.tables import latest_window_ends, read_index
 
-    settings = settings or get_settings()
     began = time.perf_counter()
     rng = np.random.default_rng(seed)
     result = ParityResult(dataset=dataset)
@@ -116,14 +114,14 @@ def check_parity(
         ends = np.unique(index["window_end"].to_numpy())
         n_moments = min(len(ends), -(-remaining // len(latest)))  # ceil
         moments = np.sort(rng.choice(ends, size=n_moments, replace=False))
-        ttl = window_spec(dataset).ttl
+        ttl = settings.window(dataset).ttl
         with store.scratch_store(settings) as scratch:
             previous: datetime | None = None
             left = remaining
             for raw in moments:
                 moment = store.utc(raw)
                 start = previous if previous is not None else moment - ttl
-                store.materialize_range(dataset, start, moment, store=scratch)
+                store.materialize_range(dataset, start, moment, settings, store=scratch)
                 ids = list(latest.index)
                 if left < len(ids):
                     ids = sorted(rng.choice(ids, size=left, replace=False))
@@ -151,7 +149,7 @@ def _compare(
     import numpy as np
     import pandas as pd
 
-    from features import store
+    from seqops.features import store
 
     online = store.read_online(dataset, ids, as_of=moment, settings=settings, store=scratch)
     entity = pd.DataFrame({"series_id": ids, "event_timestamp": pd.Timestamp(moment)})

@@ -7,21 +7,18 @@ upgrade touches this file and ``feature_repo/``.
 Configuration: ``feature_repo/feature_store.yaml`` (embedded) or
 ``feature_repo/feature_store.production.yaml`` (``SEQOPS_PROFILE=production``) is rendered in
 memory with the values from seqops settings (``${SEQOPS_HOME}``, the production URLs), so no path
-depends on the current directory and no password is written to disk. The declarations in
-``feature_repo/`` are imported afresh on every :func:`apply`, so they always reflect the current
-``SEQOPS_HOME`` and profile.
+depends on the current directory and no password is written to disk. The declarations are
+built on every :func:`apply` by ``seqops.feature_repo.declarations(declared_sources(settings))``,
+so they reflect the settings passed in.
 
 ``import feast`` costs ~11 s: it happens inside the functions, never at import of this module.
 """
 
 from __future__ import annotations
 
-import importlib
 import io
 import logging
-import os
 import string
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from features.config import feature_datasets, names, window_spec
-from seqops.settings import Settings, get_settings
+from seqops.core.settings import Settings
+from seqops.feature_repo.names import names
 
 if TYPE_CHECKING:
     import numpy as np
@@ -42,8 +39,7 @@ if TYPE_CHECKING:
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
 
-#: the declaration files, in the order they import each other
-DECLARATION_MODULES = ("entities", "data_sources", "feature_views", "feature_services")
+    from seqops.core.datasets import WindowSpec
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -55,9 +51,11 @@ class SourceSchemaError(ValueError):
 
 
 # ---- configuration -------------------------------------------------------------------------------
-def repo_dir(settings: Settings | None = None) -> Path:
-    """The Feast declarations folder of this checkout (``feature_repo/``)."""
-    return (settings or get_settings()).repo_root / "feature_repo"
+def repo_dir(settings: Settings) -> Path:
+    """The Feast repo shipped in the package (``feature_repo/``: store configurations, declarations)."""
+    from seqops.core.resources import feature_repo_dir
+
+    return feature_repo_dir()
 
 
 def production_env(settings: Settings) -> dict[str, str]:
@@ -94,9 +92,8 @@ def production_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def config_text(settings: Settings | None = None) -> str:
+def config_text(settings: Settings) -> str:
     """The feature_store.yaml of the current profile with every ``${VAR}`` filled in."""
-    settings = settings or get_settings()
     production = settings.profile == "production"
     template = repo_dir(settings) / ("feature_store.production.yaml" if production else "feature_store.yaml")
     values = {"SEQOPS_HOME": str(settings.home.resolve())}
@@ -106,23 +103,21 @@ def config_text(settings: Settings | None = None) -> str:
     return string.Template(template.read_text()).substitute(values)
 
 
-def repo_config(settings: Settings | None = None) -> RepoConfig:
+def repo_config(settings: Settings) -> RepoConfig:
     """The Feast ``RepoConfig`` of the current profile (rendered, not read from the cwd)."""
     import yaml
     from feast.repo_config import RepoConfig
 
-    settings = settings or get_settings()
     raw = yaml.safe_load(config_text(settings))
     config = RepoConfig(**raw)
     config.repo_path = repo_dir(settings)
     return config
 
 
-def open_store(settings: Settings | None = None) -> FeatureStore:
+def open_store(settings: Settings) -> FeatureStore:
     """A ``FeatureStore`` for the current profile, cached per rendered configuration."""
     from feast import FeatureStore
 
-    settings = settings or get_settings()
     text = config_text(settings)
     key = (str(repo_dir(settings)), text)
     with _lock:
@@ -136,7 +131,7 @@ def open_store(settings: Settings | None = None) -> FeatureStore:
 
 
 @contextmanager
-def scratch_store(settings: Settings | None = None) -> Iterator[FeatureStore]:
+def scratch_store(settings: Settings) -> Iterator[FeatureStore]:
     """A throw-away store: the profile's offline store and declarations, a private registry and
     online store (SQLite files in a temporary folder, deleted on exit).
 
@@ -148,9 +143,9 @@ def scratch_store(settings: Settings | None = None) -> Iterator[FeatureStore]:
     import yaml
     from feast import FeatureStore
     from feast.repo_config import RepoConfig
-    from feast.repo_operations import apply_total_with_repo_instance
 
-    settings = settings or get_settings()
+    from seqops.feature_repo import declarations
+
     folder = Path(tempfile.mkdtemp(prefix="seqops-scratch-"))
     try:
         raw = yaml.safe_load(config_text(settings))
@@ -163,10 +158,7 @@ def scratch_store(settings: Settings | None = None) -> Iterator[FeatureStore]:
         config = RepoConfig(**raw)
         config.repo_path = repo_dir(settings)
         store = FeatureStore(repo_path=str(repo_dir(settings)), config=config)
-        with redirect_stdout(io.StringIO()):
-            apply_total_with_repo_instance(
-                store, store.project, store.registry, load_declarations(settings), skip_source_validation=True
-            )
+        _sync(store, declarations(declared_sources(settings)))
         store.refresh_registry()
         yield store
     finally:
@@ -190,66 +182,57 @@ class ApplyResult:
         return asdict(self)
 
 
-def load_declarations(settings: Settings | None = None) -> Any:
-    """Import the ``feature_repo/`` declarations afresh; return Feast's ``RepoContents``.
+def declared_sources(settings: Settings) -> dict[str, Any]:
+    """Per feature dataset, its window geometry and where its source tables are."""
+    from seqops.feature_repo import DatasetSources
+    from seqops.features.tables import targets_path, windows_path
 
-    Same collection rule as ``feast apply`` (every module attribute that is a Feast object), but
-    without changing the process's current directory.
+    production = settings.profile == "production"
+    return {
+        dataset: DatasetSources(
+            spec=settings.window(dataset),
+            windows_path=None if production else str(windows_path(settings, dataset)),
+            targets_path=None if production else str(targets_path(settings, dataset)),
+            postgres=production,
+        )
+        for dataset in settings.feature_datasets()
+    }
+
+
+def _sync(store: FeatureStore, objects: list[Any]) -> None:
+    """``FeatureStore.apply`` of the declared objects, deleting registered ones no longer declared.
+
+    What ``feast apply`` does for a repo folder, through Feast's public SDK.
     """
-    from feast.data_source import DataSource
-    from feast.entity import Entity
-    from feast.feature_service import FeatureService
-    from feast.feature_view import DUMMY_ENTITY, FeatureView
-    from feast.repo_contents import RepoContents
+    from feast.feature_view import DUMMY_ENTITY_NAME
 
-    folder = str(repo_dir(settings))
-    for name in DECLARATION_MODULES:
-        sys.modules.pop(name, None)  # declarations read settings at import: never reuse stale ones
-    sys.path.insert(0, folder)
-    try:
-        modules = [importlib.import_module(name) for name in DECLARATION_MODULES]
-    finally:
-        sys.path.remove(folder)
-    found: dict[type, list] = {Entity: [], DataSource: [], FeatureView: [], FeatureService: []}
-    for module in modules:
-        for obj in vars(module).values():
-            for kind, seen in found.items():
-                if isinstance(obj, kind) and not any(obj is o for o in seen):
-                    seen.append(obj)
-    return RepoContents(
-        projects=[],
-        data_sources=found[DataSource],
-        feature_views=found[FeatureView],
-        on_demand_feature_views=[],
-        stream_feature_views=[],
-        label_views=[],
-        entities=[*found[Entity], DUMMY_ENTITY],
-        feature_services=found[FeatureService],
-        permissions=[],
-    )
+    declared = {(type(o).__name__, o.name) for o in objects}
+    registered = [
+        *store.list_feature_services(),
+        *store.list_feature_views(),
+        *store.list_data_sources(),
+        *[e for e in store.list_entities() if e.name != DUMMY_ENTITY_NAME],
+    ]
+    stale = [o for o in registered if (type(o).__name__, o.name) not in declared]
+    store.apply(objects, objects_to_delete=stale, partial=False)
 
 
-def apply(settings: Settings | None = None) -> ApplyResult:
+def apply(settings: Settings) -> ApplyResult:
     """``feast apply`` for seqops: register the declarations, create online tables. Idempotent.
 
     Objects that were removed from the declarations are removed from the registry, as with
     ``feast apply``. Safe to re-run: an unchanged repo changes nothing.
     """
-    from feast.repo_operations import apply_total_with_repo_instance
+    from seqops.feature_repo import declarations
 
-    settings = settings or get_settings()
     store = open_store(settings)
-    repo = load_declarations(settings)
-    diff = io.StringIO()  # Feast prints the registry and infrastructure diff
-    with redirect_stdout(diff):
-        apply_total_with_repo_instance(
-            store, store.project, store.registry, repo, skip_source_validation=False
-        )
-    log.info("feast apply:\n%s", diff.getvalue())
+    objects = declarations(declared_sources(settings))
+    _sync(store, objects)
+    log.info("feast apply: %d objects declared", len(objects))
     store.refresh_registry()
     return ApplyResult(
         project=store.project,
-        datasets=feature_datasets(),
+        datasets=settings.feature_datasets(),
         entities=sorted(e.name for e in store.list_entities()),
         data_sources=sorted(s.name for s in store.list_data_sources()),
         feature_views=sorted(v.name for v in store.list_feature_views()),
@@ -266,7 +249,7 @@ def _redact(url: str) -> str:
 
 
 # ---- source checks -------------------------------------------------------------------------------
-def declared_arrow_types(dataset: str, settings: Settings | None = None) -> dict[str, dict[str, pa.DataType]]:
+def declared_arrow_types(dataset: str, settings: Settings) -> dict[str, dict[str, pa.DataType]]:
     """``{source name: {column: arrow type}}`` implied by the registered views of ``dataset``."""
     from feast.types import from_feast_to_pyarrow_type
 
@@ -281,7 +264,7 @@ def declared_arrow_types(dataset: str, settings: Settings | None = None) -> dict
     return out
 
 
-def check_sources(dataset: str, settings: Settings | None = None) -> dict[str, int]:
+def check_sources(dataset: str, settings: Settings) -> dict[str, int]:
     """Refuse a source table that would break training-serving parity.
 
     * a column whose physical type differs from its declared type (e.g. float64 values declared
@@ -297,7 +280,6 @@ def check_sources(dataset: str, settings: Settings | None = None) -> dict[str, i
     """
     import pyarrow as pa
 
-    settings = settings or get_settings()
     store = open_store(settings)
     declared = declared_arrow_types(dataset, settings)
     rows: dict[str, int] = {}
@@ -346,7 +328,7 @@ def _source_schema_and_keys(settings: Settings, source: Any) -> tuple[dict[str, 
         import pandas as pd
         import psycopg
 
-        from features.windows import pg_conninfo
+        from seqops.features.tables import pg_conninfo
 
         table = source.get_table_query_string()
         with psycopg.connect(pg_conninfo(settings)) as conn:
@@ -384,7 +366,7 @@ def _pg_to_arrow(pg_type: str) -> pa.DataType:
 
 # ---- materialization -----------------------------------------------------------------------------
 def materialized_until(
-    dataset: str, settings: Settings | None = None, *, store: FeatureStore | None = None
+    dataset: str, settings: Settings, *, store: FeatureStore | None = None
 ) -> datetime | None:
     """The latest end of any materialization interval of the dataset's online views (UTC)."""
     store = store or open_store(settings)
@@ -402,14 +384,14 @@ def materialize_range(
     dataset: str,
     start: datetime,
     end: datetime,
-    settings: Settings | None = None,
+    settings: Settings,
     *,
     store: FeatureStore | None = None,
 ) -> None:
     """Feast ``materialize`` of the dataset's online views over ``[start, end]`` (inclusive).
 
     With ``pull_latest_features`` only the newest row of each series in the range is written.
-    Callers wanting the never-older-over-newer guarantee use ``features.materialize``.
+    Callers wanting the never-older-over-newer guarantee use ``seqops.features.materialize``.
     """
     store = store or open_store(settings)
     chatter = io.StringIO()  # Feast prints a colored progress line per view
@@ -450,16 +432,16 @@ class OnlineWindows:
 class OnlineReader:
     """The serving read of one dataset, with everything but the lookup resolved once.
 
-    A prediction service holds one (``online_reader(dataset)``) and calls :meth:`read` per request:
+    A prediction service holds one (``online_reader(dataset, settings)``) and calls :meth:`read` per request:
     resolving settings, the window spec and the feature service costs several milliseconds, the
     lookup itself a fraction of one. The feature service is re-resolved after ``refresh_s``, as
     Feast's registry cache would be.
     """
 
-    def __init__(self, dataset: str, store: FeatureStore, refresh_s: float = 60.0) -> None:
+    def __init__(self, dataset: str, store: FeatureStore, spec: WindowSpec, refresh_s: float = 60.0) -> None:
         self.dataset = dataset
         self.store = store
-        self.spec = window_spec(dataset)
+        self.spec = spec
         self.names = names(dataset)
         self.refresh_s = refresh_s
         self._service: Any = None
@@ -546,20 +528,17 @@ class OnlineReader:
 _readers: dict[tuple, OnlineReader] = {}
 
 
-def online_reader(dataset: str, settings: Settings | None = None) -> OnlineReader:
-    """The cached :class:`OnlineReader` of ``dataset`` for the current environment."""
-    if settings is None:
-        # key on the SEQOPS_* environment: cheap, and a test that switches homes gets a new reader
-        key: tuple = (
-            dataset,
-            tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("SEQOPS_"))),
-        )
-    else:
-        key = (dataset, settings.model_dump_json())
+def online_reader(dataset: str, settings: Settings) -> OnlineReader:
+    """The cached :class:`OnlineReader` of ``dataset`` for these settings.
+
+    Keyed on what the reader depends on: the rendered store configuration (secrets included) and
+    the dataset's window geometry.
+    """
+    key = (dataset, config_text(settings), settings.window(dataset).model_dump_json())
     with _lock:
         reader = _readers.get(key)
     if reader is None:
-        reader = OnlineReader(dataset, open_store(settings))
+        reader = OnlineReader(dataset, open_store(settings), settings.window(dataset))
         with _lock:
             _readers[key] = reader
     return reader
@@ -570,7 +549,7 @@ def read_online(
     series_ids: list[str] | tuple[str, ...],
     *,
     as_of: datetime | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
     store: FeatureStore | None = None,
 ) -> OnlineWindows:
     """Read the serving feature service for ``series_ids`` and enforce the TTL at ``as_of``.
@@ -586,11 +565,14 @@ def read_online(
     Returns:
         The windows with a per-series status; see :class:`OnlineWindows`.
     """
-    reader = OnlineReader(dataset, store) if store is not None else online_reader(dataset, settings)
+    if store is not None:
+        reader = OnlineReader(dataset, store, settings.window(dataset))
+    else:
+        reader = online_reader(dataset, settings)
     return reader.read(series_ids, as_of)
 
 
-def service_features(dataset: str, service: str, settings: Settings | None = None) -> list[str]:
+def service_features(dataset: str, service: str, settings: Settings) -> list[str]:
     """``view:feature`` references a registered feature service names, in order."""
     store = open_store(settings)
     fs = store.get_feature_service(getattr(names(dataset), service))
@@ -603,7 +585,7 @@ def historical_chunks(
     *,
     service: str = "training",
     chunk_rows: int = 50_000,
-    settings: Settings | None = None,
+    settings: Settings,
     store: FeatureStore | None = None,
 ) -> Iterator[tuple[pa.Table, int, int]]:
     """Point-in-time retrieval of a feature service for (series, timestamp) rows, chunk by chunk.
@@ -657,7 +639,7 @@ def historical(
     *,
     service: str = "training",
     chunk_rows: int = 50_000,
-    settings: Settings | None = None,
+    settings: Settings,
     progress: Any = None,
     store: FeatureStore | None = None,
 ) -> pa.Table:

@@ -2,7 +2,7 @@
 
 The trainer gets exactly what the serving path would have served at each origin (same feature
 views, same rows, same float32 bits), plus the targets from the label view. Retrieval is
-``features.store.historical`` (Feast's point-in-time join on DuckDB or PostgreSQL), cut into
+``seqops.features.store.historical`` (Feast's point-in-time join on DuckDB or PostgreSQL), cut into
 entity chunks at series boundaries to bound memory.
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from seqops.settings import Settings, get_settings
+from seqops.core.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from training.windows import WindowSet
+    from seqops.core.windows import WindowSet
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def _entity_rows(
     """The (series_id, origin) pairs to retrieve, restricted to origins that have a window."""
     import pandas as pd
 
-    from features.windows import read_index
+    from seqops.features.tables import read_index
 
     index = read_index(settings, dataset).rename(columns={"window_end": "origin"})
     if origins is None:
@@ -68,11 +68,11 @@ def build_training_set(
     require_target: bool = True,
     calendar: bool = True,
     chunk_rows: int = 50_000,
-    settings: Settings | None = None,
+    settings: Settings,
     progress: Callable[[int, int], Any] | None = None,
     stats: list | None = None,
 ) -> WindowSet:
-    """A ``training.windows.WindowSet`` for (series, forecast origin) pairs, by historical retrieval.
+    """A ``seqops.core.windows.WindowSet`` for (series, forecast origin) pairs, by historical retrieval.
 
     Args:
         dataset: the dataset (its windows built and its views applied).
@@ -96,13 +96,11 @@ def build_training_set(
     """
     import numpy as np
 
-    from features import store
-    from features.config import window_spec
-    from training.windows import WindowSet
+    from seqops.core.windows import WindowSet
+    from seqops.features import store
 
-    settings = settings or get_settings()
     began = time.perf_counter()
-    spec = window_spec(dataset)
+    spec = settings.window(dataset)
     store.check_sources(dataset, settings)
     entity, requested = _entity_rows(settings, dataset, origins)
     n_cal = spec.n_calendar if calendar else 0

@@ -12,15 +12,15 @@ from typing import Annotated
 
 import typer
 
-from seqops.settings import get_settings
+from seqops.core.settings import get_settings
 
 app = typer.Typer(
     help=(
         "seqops runs the life of LSTM forecasters over many time series: ingest and validate "
-        "batches, materialize features (Feast), train and register models (MLflow), promote them "
-        "through gates, and watch for drift.\n\n"
+        "batches (Great Expectations), materialize features (Feast), train, backtest and register "
+        "models (MLflow).\n\n"
         "Start the local platform with `make up` (or `seqops platform up`); ingest a file with "
-        "`seqops ingest PATH`. State lives under SEQOPS_HOME (default: .seqops in the checkout)."
+        "`seqops ingest PATH`. State lives under SEQOPS_HOME (default: ~/.seqops)."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -55,9 +55,7 @@ def ingest(
             help="A canonical-format CSV or Parquet batch (series_id, timestamp with offset, value)."
         ),
     ],
-    dataset: Annotated[
-        str, typer.Option(help="Dataset whose policy applies (config/datasets.toml).")
-    ] = "default",
+    dataset: Annotated[str, typer.Option(help="Dataset whose policy applies (datasets.toml).")] = "default",
     interval_start: Annotated[
         str | None,
         typer.Option(help="Batch interval start (ISO 8601); default: from PATH.meta.json if present."),
@@ -69,7 +67,7 @@ def ingest(
 
     Example: seqops ingest batch.csv --dataset pjm --json
     """
-    from seqops.ingest import ingest_file
+    from seqops.flows.ingest import ingest_file
 
     settings = get_settings()
     interval = (interval_start, interval_end) if (interval_start or interval_end) else None
@@ -101,13 +99,16 @@ def import_pjm_cmd(
     period: Annotated[str, typer.Option(help="One batch per 'year', 'month' or 'all'.")] = "year",
 ) -> None:
     """Import raw PJM hourly-load files (mixed date formats, DST repeats, disorder) as batches."""
-    from seqops.importers import import_pjm
-    from seqops.store import LandingZone
+    from seqops.core.importers import import_pjm
+    from seqops.core.resources import demo_dir
+    from seqops.core.store import LandingZone
 
     settings = get_settings()
-    source = source or settings.repo_root / "demo" / "pjm_hourly"
+    source = source or demo_dir()
     out = out or LandingZone(settings).incoming("pjm")
-    report = import_pjm(source, out, period=period)  # type: ignore[arg-type]
+    report = import_pjm(  # type: ignore[arg-type]
+        source, out, period=period, tz=settings.dataset("pjm").source_timezone or "UTC"
+    )
     _say(
         f"{report.rows_read} rows read, {report.rows_written} written in {len(report.batches)} "
         f"batches to {out}; repairs: {report.repairs}"
@@ -132,7 +133,7 @@ def import_table_cmd(
     timezone: Annotated[str | None, typer.Option(help="Zone of naive timestamps, e.g. UTC.")] = None,
 ) -> None:
     """Convert a generic table to one canonical batch file (then `seqops ingest` it)."""
-    from seqops.importers import SourceFormatError, import_table
+    from seqops.core.importers import SourceFormatError, import_table
 
     try:
         frame = import_table(
@@ -211,18 +212,17 @@ def platform_env() -> None:
 @features_app.command("build")
 def features_build(dataset: Annotated[str, typer.Option(help="Curated dataset.")] = "pjm") -> None:
     """Cut every input window and target vector from the curated store into the window tables."""
-    from features.windows import build_windows
+    from seqops.flows.features import build
 
-    build = build_windows(dataset)
-    typer.echo(json.dumps(build.to_dict(), default=str))
+    typer.echo(json.dumps(build(get_settings(), dataset), default=str))
 
 
 @features_app.command("apply")
 def features_apply() -> None:
-    """`feast apply` the declarations in feature_repo/ to this home's registry (idempotent)."""
-    from features.store import apply
+    """Apply the Feast declarations (feature_repo) to this home's registry (idempotent)."""
+    from seqops.flows.features import apply
 
-    typer.echo(json.dumps(apply().to_dict(), default=str))
+    typer.echo(json.dumps(apply(get_settings()), default=str))
 
 
 @features_app.command("materialize")
@@ -233,14 +233,12 @@ def features_materialize(
     ] = True,
 ) -> None:
     """Bring the online store up to date (incremental, never backwards), as materialize_features does."""
-    from features.materialize import materialize
-    from features.store import apply
-    from features.windows import build_windows
+    from seqops.flows.features import refresh
 
+    result = refresh(get_settings(), dataset, rebuild=build)
     if build:
-        _say(json.dumps(build_windows(dataset).to_dict(), default=str))
-        apply()
-    typer.echo(json.dumps(materialize(dataset).to_dict(), default=str))
+        _say(json.dumps(result["build"], default=str))
+    typer.echo(json.dumps(result["materialize"], default=str))
 
 
 @features_app.command("parity")
@@ -254,9 +252,9 @@ def features_parity(
 
     Example: seqops features parity --sample 200
     """
-    from features.parity import check_parity
+    from seqops.flows.features import parity
 
-    result = check_parity(dataset, sample, seed)
+    result = parity(get_settings(), dataset, sample, seed)
     typer.echo(result.summary())
     typer.echo(f"mismatches: {result.mismatched_elements}")
     for item in result.mismatches[:20]:
@@ -269,23 +267,27 @@ def features_parity(
 @app.command()
 def train(
     dataset: Annotated[str, typer.Option(help="Dataset with materialized features.")] = "pjm",
-    profile: Annotated[str, typer.Option(help="Hyperparameter profile (training.config).")] = "default",
+    profile: Annotated[
+        str, typer.Option(help="Hyperparameter profile (seqops.training.config).")
+    ] = "default",
     max_epochs: Annotated[int, typer.Option()] = 30,
     time_budget_s: Annotated[float, typer.Option(help="Training wall-time budget in seconds.")] = 900,
     history_days: Annotated[int, typer.Option(help="How far back training origins reach.")] = 730,
 ) -> None:
     """Train, backtest and register a forecaster (what the train_forecaster DAG runs), with progress."""
-    from training import pipeline
+    from seqops.flows import train as flow
 
-    trained = pipeline.train(
+    settings = get_settings()
+    trained = flow.train(
         dataset,
         profile=profile,
         history_days=history_days,
+        settings=settings,
         progress=_say,
         overrides={"max_epochs": max_epochs, "time_budget_s": time_budget_s},
     )
-    evaluated = pipeline.backtest(trained, progress=_say)
-    typer.echo(json.dumps(pipeline.register(evaluated, progress=_say), default=str))
+    evaluated = flow.backtest(trained, settings=settings, progress=_say)
+    typer.echo(json.dumps(flow.register(evaluated, settings=settings, progress=_say), default=str))
 
 
 @app.command("backtest")
@@ -301,15 +303,17 @@ def backtest_cmd(
 ) -> None:
     """Validate, build features, train and backtest on one file, in a fresh home.
 
-    Prints the model against the seasonal naive on the same folds (sMAPE as M4 defines it, MASE, MAE,
+    Prints the model against last-value naive and seasonal naive on the same folds (sMAPE as M4
+    defines it, MASE, MAE,
     RMSE). Example: seqops backtest --data series.csv --horizon 24 --season 24 --json
     """
-    from seqops.ingest import BatchRejected
-    from training.pipeline import backtest_file
+    from seqops.flows.backtest import backtest_file
+    from seqops.flows.ingest import BatchRejected
 
     try:
         result = backtest_file(
             data,
+            settings=get_settings(),
             horizon=horizon,
             season=season,
             folds=folds,
@@ -324,7 +328,7 @@ def backtest_cmd(
     except (FileNotFoundError, ValueError) as exc:
         _say(f"error: {exc}")
         raise typer.Exit(2) from exc
-    for name in ("model", "seasonal_naive"):
+    for name in ("model", "naive", "seasonal_naive"):
         scores = result[name]
         typer.echo(
             f"{name:15s} sMAPE {scores['smape']:8.3f}  MASE {scores['mase']:6.3f}  "
@@ -334,8 +338,15 @@ def backtest_cmd(
         typer.echo(json.dumps(result))
 
 
-def _shared_data(name: str) -> Path:
-    return get_settings().repo_root.parent / "shared" / "data" / name
+def _bench_data(name: str) -> Path:
+    root = get_settings().bench_data_dir
+    if root is None:
+        _say(
+            "error: no data folder: pass --data-dir, or set SEQOPS_BENCH_DATA_DIR to the folder "
+            f"holding {name}/"
+        )
+        raise typer.Exit(2)
+    return root / name
 
 
 @bench_app.command("m4-hourly")
@@ -343,26 +354,27 @@ def bench_m4(
     data_dir: Annotated[
         Path | None,
         typer.Option(
-            help="Folder with Hourly-train.csv and Hourly-test.csv (default ../shared/data/m4_hourly)."
+            help="Folder with Hourly-train.csv and Hourly-test.csv "
+            "(default $SEQOPS_BENCH_DATA_DIR/m4_hourly)."
         ),
     ] = None,
     time_budget_s: Annotated[float, typer.Option(help="CPU training budget, seconds.")] = 900,
     members: Annotated[int, typer.Option(help="Seeds in the median ensemble.")] = 1,
     out: Annotated[
-        Path | None, typer.Option(help="Report file (default benchmarks/results/m4_hourly.json).")
+        Path | None, typer.Option(help="Report file (default $SEQOPS_HOME/benchmarks/m4_hourly.json).")
     ] = None,
     threads: Annotated[int, typer.Option(help="torch threads (1 is fastest on a busy 2-core machine).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
 ) -> None:
     """The official M4 Hourly protocol: train on train, forecast 48; sMAPE, MASE, OWA as M4 defines them."""
-    from training.bench import bench_m4_hourly
+    from seqops.training.bench import bench_m4_hourly
 
     report = bench_m4_hourly(
-        data_dir or _shared_data("m4_hourly"),
+        data_dir or _bench_data("m4_hourly"),
         time_budget_s=time_budget_s,
         members=members,
         threads=threads,
-        json_out=out or True,
+        json_out=out or get_settings().home / "benchmarks" / "m4_hourly.json",
         progress=_say,
     )
     scores = report["scores"]
@@ -379,26 +391,26 @@ def bench_m4(
 @bench_app.command("etth1")
 def bench_etth1_cmd(
     data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with ETTh1.csv (default ../shared/data/ETTh1).")
+        Path | None, typer.Option(help="Folder with ETTh1.csv (default $SEQOPS_BENCH_DATA_DIR/ETTh1).")
     ] = None,
     horizons: Annotated[str, typer.Option(help="Comma-separated horizons.")] = "24,48,168",
     time_budget_s: Annotated[float, typer.Option(help="Budget for all horizons together.")] = 900,
     out: Annotated[
-        Path | None, typer.Option(help="Report file (default benchmarks/results/etth1.json).")
+        Path | None, typer.Option(help="Report file (default $SEQOPS_HOME/benchmarks/etth1.json).")
     ] = None,
     threads: Annotated[int, typer.Option(help="torch threads (1 is fastest on a busy 2-core machine).")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
 ) -> None:
     """ETTh1 univariate OT, the Informer protocol: MSE / MAE on the z-scored scale, per horizon."""
-    from training.bench import bench_etth1
+    from seqops.training.bench import bench_etth1
 
     chosen = tuple(int(h) for h in horizons.split(","))
     report = bench_etth1(
-        data_dir or _shared_data("ETTh1"),
+        data_dir or _bench_data("ETTh1"),
         chosen,
         time_budget_s=time_budget_s,
         threads=threads,
-        json_out=out or True,
+        json_out=out or get_settings().home / "benchmarks" / "etth1.json",
         progress=_say,
     )
     typer.echo(f"{'H':>4s} {'seqops MSE':>11s} {'MAE':>7s} {'LSTMa MSE':>10s} {'Informer MSE':>13s}")

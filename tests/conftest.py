@@ -24,8 +24,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config._seqops_home = session_home  # type: ignore[attr-defined]
     os.environ["SEQOPS_HOME"] = str(session_home)
     os.environ.pop("SEQOPS_PROFILE", None)
+    os.environ.setdefault("SEQOPS_BENCH_DATA_DIR", str(SHARED_DATA))
+    from seqops.core.settings import Settings
     from seqops.platform import airflow_env
-    from seqops.settings import Settings
 
     os.environ.update(airflow_env(Settings()))
     os.environ["AIRFLOW__CORE__EXECUTOR"] = "LocalExecutor"
@@ -51,7 +52,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """A migrated Airflow metadata DB (SQLite) in the session home; dag.test() runs against it."""
-    from seqops.settings import get_settings
+    from seqops.core.settings import get_settings
 
     settings = get_settings()
     subprocess.run(
@@ -67,7 +68,7 @@ def airflow_db() -> Path:
 @pytest.fixture()
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """An empty SEQOPS_HOME for one test; returns its Settings."""
-    from seqops.settings import Settings
+    from seqops.core.settings import Settings
 
     monkeypatch.setenv("SEQOPS_HOME", str(tmp_path / "home"))
     return Settings()
@@ -76,4 +77,6 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 @pytest.fixture(scope="session")
 def pjm_source() -> Path:
     """The shipped, compressed PJM demo files."""
-    return REPO / "demo" / "pjm_hourly"
+    from seqops.core.resources import demo_dir
+
+    return demo_dir()

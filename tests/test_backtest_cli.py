@@ -12,7 +12,7 @@ from seqops.cli import app
 
 @pytest.mark.slow
 def test_backtest_on_a_canonical_file_prints_both_models(tmp_path, pjm_source, monkeypatch):
-    from seqops.importers import import_pjm
+    from seqops.core.importers import import_pjm
 
     monkeypatch.setenv("SEQOPS_HOME", str(tmp_path / "unused"))
     import_pjm(pjm_source, tmp_path, zones=["DOM", "EKPC"], since="2018-04-01", period="all")

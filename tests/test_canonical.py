@@ -1,4 +1,4 @@
-"""Reading and typing batches (seqops.canonical), and every class of dirty input end to end.
+"""Reading and typing batches (seqops.core.canonical), and every class of dirty input end to end.
 
 Each malformed file goes through read_batch -> coerce -> validate_batch with the real GX suite;
 the test names the rule (or read error) it must hit and the words the reason must contain.
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqops.canonical import BatchReadError, coerce, read_batch, to_canonical
-from seqops.datasets import DatasetSpec
-from validation.validate import ValidationResult, validate_batch
+from seqops.core.canonical import BatchReadError, coerce, read_batch, to_canonical
+from seqops.core.datasets import DatasetSpec
+from seqops.validation.validate import ValidationResult, validate_batch
 
 SPEC = DatasetSpec(name="pjm", freq="1h", value_min=0.0, value_max=60000.0, max_gap_steps=3)
 NOW = datetime(2020, 1, 1, tzinfo=UTC)
@@ -111,15 +111,17 @@ def test_read_errors_name_the_problem(tmp_path):
         read_batch(tmp_path / "missing.csv")
 
 
-def test_default_size_limit_comes_from_env(tmp_path, monkeypatch):
+def test_size_limit_comes_from_settings(tmp_path, monkeypatch):
+    from seqops.core.settings import Settings
+
     path = write(tmp_path, csv_text(CLEAN))
     monkeypatch.setenv("SEQOPS_MAX_BATCH_MB", "0.0001")  # 104 bytes
     with pytest.raises(
         BatchReadError, match=r"over the 104 bytes limit of one batch \(SEQOPS_MAX_BATCH_MB\)"
     ):
-        read_batch(path)
+        read_batch(path, max_bytes=Settings().max_batch_bytes)
     monkeypatch.setenv("SEQOPS_MAX_BATCH_MB", "1")
-    assert len(read_batch(path)) == 12
+    assert len(read_batch(path, max_bytes=Settings().max_batch_bytes)) == 12
 
 
 # ---- coerce -----------------------------------------------------------------------------------

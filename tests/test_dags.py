@@ -9,8 +9,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-DAG_FILES = sorted(p for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_"))
+from seqops.core.resources import dags_folder
+
+DAGS = dags_folder()
+# what the dag-processor parses: every .py file but those .airflowignore names (assets.py, __init__.py)
+IGNORED = {"assets.py", "__init__.py"}
+DAG_FILES = sorted(p for p in DAGS.glob("*.py") if p.name not in IGNORED)
 HEAVY = ("torch", "mlflow", "evidently", "great_expectations", "feast", "pandas", "sklearn")
 
 PROBE = """
@@ -29,7 +33,7 @@ print(json.dumps({"seconds": elapsed, "heavy": heavy}))
 def dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(REPO / "dags"))
+    return DagBag(dag_folder=str(DAGS))
 
 
 def test_every_dag_file_is_listed():
@@ -94,12 +98,13 @@ def test_ingest_sequences_task_graph(dagbag):
 def test_train_forecaster_task_graph_and_schedule(dagbag):
     dag = dagbag.dags["train_forecaster"]
     edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+    group = "each_dataset"
     assert edges == {
-        ("request", "features_ready"),
-        ("request", "train"),
-        ("features_ready", "train"),
-        ("train", "backtest"),
-        ("backtest", "register"),
+        ("requests", f"{group}.features_ready"),
+        ("requests", f"{group}.train"),
+        (f"{group}.features_ready", f"{group}.train"),
+        (f"{group}.train", f"{group}.backtest"),
+        (f"{group}.backtest", f"{group}.register"),
     }
     assert dag.max_active_runs == 1
     # Weekly and on the retrain Asset (drift or a person), and manual.
@@ -107,3 +112,31 @@ def test_train_forecaster_task_graph_and_schedule(dagbag):
     assert type(timetable).__name__ == "AssetOrTimeSchedule"
     assert "seqops_retrain" in str(timetable.asset_condition)
     assert set(dag.params) >= {"dataset", "profile", "max_epochs", "time_budget_s"}
+
+
+def test_airflowignore_keeps_helpers_out_of_the_dag_folder():
+    ignore = (DAGS / ".airflowignore").read_text().split()
+    assert sorted(ignore) == sorted(name.replace(".", "\\.") for name in IGNORED)
+
+
+def test_retrain_events_for_several_datasets_each_get_a_training(dagbag):
+    """Two datasets drifting together: one request each, mapped over the training task group."""
+    from types import SimpleNamespace
+
+    requests = dagbag.dags["train_forecaster"].get_task("requests").python_callable
+    events = {
+        "seqops_retrain": [
+            SimpleNamespace(extra={"datasets": ["pjm"], "reason": "drift: report 17"}),
+            SimpleNamespace(extra={"datasets": ["m4_hourly", "pjm"], "reason": "drift: report 18"}),
+            SimpleNamespace(extra={"dataset": "etth1"}),  # an outside system's single-dataset event
+        ]
+    }
+    got = requests(params={"dataset": "pjm"}, triggering_asset_events=events)
+    assert got == [
+        {"dataset": "etth1", "reason": "retrain-asset"},
+        {"dataset": "m4_hourly", "reason": "drift: report 18"},
+        {"dataset": "pjm", "reason": "drift: report 17"},
+    ]
+    assert requests(params={"dataset": "pjm"}, triggering_asset_events={}) == [
+        {"dataset": "pjm", "reason": "manual"}
+    ]

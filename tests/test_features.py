@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from seqops.core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[1]
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 HOUR = pd.Timedelta(hours=1)
@@ -50,7 +52,7 @@ def synthetic_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def write_batch(settings, dataset: str, batch_id: str, frame: pd.DataFrame, landed: datetime) -> None:
-    from seqops.store import BatchRef, CuratedStore
+    from seqops.core.store import BatchRef, CuratedStore
 
     ref = BatchRef(
         dataset=dataset,
@@ -70,18 +72,18 @@ def fx(tmp_path_factory):
         mp.setenv("SEQOPS_HOME", str(tmp_path_factory.mktemp("features-home")))
         mp.setenv("SEQOPS_FEATURES_DATASETS", "synth")
         mp.delenv("SEQOPS_PROFILE", raising=False)
-        from features import store
-        from features.materialize import materialize
-        from features.windows import build_windows
-        from seqops.settings import get_settings
+        from seqops.core.settings import get_settings
+        from seqops.features import store
+        from seqops.features.materialize import materialize
+        from seqops.features.tables import build_windows
 
         settings = get_settings()
         first, correction = synthetic_frames()
         write_batch(settings, "synth", "b1", first, datetime(2024, 2, 1, tzinfo=UTC))
         write_batch(settings, "synth", "b2", correction, datetime(2024, 2, 2, tzinfo=UTC))
-        build = build_windows("synth")
-        applied = store.apply()
-        materialized = materialize("synth")
+        build = build_windows("synth", settings=get_settings())
+        applied = store.apply(settings=get_settings())
+        materialized = materialize("synth", settings=get_settings())
         yield {"settings": settings, "build": build, "applied": applied, "materialized": materialized}
 
 
@@ -135,9 +137,9 @@ def test_window_tables_are_float32_lists_and_microsecond_utc(fx):
 
 # ---- declarations and apply --------------------------------------------------------------------------
 def test_declarations_carry_description_tags_and_ttl(fx):
-    from features import store
+    from seqops.features import store
 
-    fs = store.open_store()
+    fs = store.open_store(settings=get_settings())
     views = {v.name: v for v in fs.list_all_feature_views()}
     assert set(views) == {"synth_window", "synth_calendar", "synth_scale", "synth_targets"}
     for view in views.values():
@@ -154,10 +156,10 @@ def test_declarations_carry_description_tags_and_ttl(fx):
 
 
 def test_training_and_serving_services_name_the_same_inputs(fx):
-    from features import store
+    from seqops.features import store
 
-    serving = store.service_features("synth", "serving")
-    training = store.service_features("synth", "training")
+    serving = store.service_features("synth", "serving", settings=get_settings())
+    training = store.service_features("synth", "training", settings=get_settings())
     assert serving == [
         "synth_window:x",
         "synth_window:window_end_unix",
@@ -169,9 +171,9 @@ def test_training_and_serving_services_name_the_same_inputs(fx):
 
 
 def test_apply_is_idempotent_and_state_lives_in_the_home(fx):
-    from features import store
+    from seqops.features import store
 
-    again = store.apply()
+    again = store.apply(settings=get_settings())
     assert again.to_dict() == fx["applied"].to_dict()
     home = fx["settings"].features_dir
     assert (home / "registry.db").is_file() and (home / "online.db").is_file()
@@ -183,11 +185,11 @@ def test_feature_store_yaml_is_what_plain_feast_reads(fx, monkeypatch):
     """Feast expands ${SEQOPS_HOME} itself: plain `feast -c feature_repo` sees the same stores."""
     from feast.repo_config import load_repo_config
 
-    from features import store
+    from seqops.features import store
 
     monkeypatch.setenv("SEQOPS_HOME", str(fx["settings"].home))
     plain = load_repo_config(REPO / "feature_repo", REPO / "feature_repo" / "feature_store.yaml")
-    ours = store.repo_config()
+    ours = store.repo_config(settings=get_settings())
     assert plain.registry.path == ours.registry.path == f"sqlite:///{fx['settings'].features_dir}/registry.db"
     assert plain.online_store.path == ours.online_store.path
     assert plain.offline_store.type == "duckdb" and plain.online_store.type == "sqlite"
@@ -202,9 +204,11 @@ def test_materialize_covers_every_series_newest_window(fx):
 
 
 def test_online_window_round_trips_bit_exactly(fx):
-    from features import store
+    from seqops.features import store
 
-    online = store.read_online("synth", ["s0", "s1", "s2", "nope"], as_of=hour(399).to_pydatetime())
+    online = store.read_online(
+        "synth", ["s0", "s1", "s2", "nope"], as_of=hour(399).to_pydatetime(), settings=get_settings()
+    )
     # TTL 2 h: s1's newest window ends at hour 379, s2's at 299
     assert online.status == ("present", "expired", "expired", "missing")
     w = read_windows(fx).set_index(["series_id", "window_end"])
@@ -212,18 +216,18 @@ def test_online_window_round_trips_bit_exactly(fx):
     assert np.array_equal(online.x[0].view(np.uint32), stored.view(np.uint32))
     stored_cal = np.asarray(w.loc[("s0", hour(399)), "calendar"], dtype=np.float32)
     assert np.array_equal(online.calendar[0].reshape(-1).view(np.uint32), stored_cal.view(np.uint32))
-    s1 = store.read_online("synth", ["s1"], as_of=hour(381).to_pydatetime())
+    s1 = store.read_online("synth", ["s1"], as_of=hour(381).to_pydatetime(), settings=get_settings())
     assert s1.status == ("present",) and s1.window_end[0] == np.datetime64("2024-01-16T19:00")
     # s2's newest window (hour 299) is present as of its own time
-    s2 = store.read_online("synth", ["s2"], as_of=hour(299).to_pydatetime())
+    s2 = store.read_online("synth", ["s2"], as_of=hour(299).to_pydatetime(), settings=get_settings())
     assert s2.status == ("present",)
     assert s2.x[0][-1] == np.float32(3000 - 299 * 0.7)
 
 
 def test_parity_historical_equals_online(fx):
-    from features.parity import check_parity
+    from seqops.features.parity import check_parity
 
-    result = check_parity("synth", sample=12, seed=3)
+    result = check_parity("synth", sample=12, seed=3, settings=get_settings())
     assert result.ok, result.mismatches
     assert result.latest_samples == 3 and result.replay_samples == 9 and result.replay_moments == 3
     assert result.mismatched_samples == 0 and result.mismatched_elements == 0
@@ -232,12 +236,12 @@ def test_parity_historical_equals_online(fx):
 
 
 def test_training_set_is_bit_identical_to_the_trainers_own_windows(fx):
-    from features.training_set import build_training_set
-    from seqops.store import CuratedStore
-    from training.windows import windows_from_frame
+    from seqops.core.store import CuratedStore
+    from seqops.core.windows import windows_from_frame
+    from seqops.features.training_set import build_training_set
 
     stats: list = []
-    ws = build_training_set("synth", stats=stats)
+    ws = build_training_set("synth", stats=stats, settings=get_settings())
     curated = CuratedStore(fx["settings"]).read("synth")
     ref = windows_from_frame(curated, L, H, scaler="mean", calendar=True, calendar_tz="UTC", freq="1h")
     assert len(ws) == len(ref) == 209 + 88 + 109
@@ -250,10 +254,12 @@ def test_training_set_is_bit_identical_to_the_trainers_own_windows(fx):
 
 
 def test_training_set_is_point_in_time(fx):
-    from features.training_set import build_training_set
+    from seqops.features.training_set import build_training_set
 
     stats: list = []
-    ws = build_training_set("synth", [hour(200).to_pydatetime(), hour(300).to_pydatetime()], stats=stats)
+    ws = build_training_set(
+        "synth", [hour(200).to_pydatetime(), hour(300).to_pydatetime()], stats=stats, settings=get_settings()
+    )
     # hour 200: s1 has no window (its hour 100 is missing) -> skipped, not an older window
     got = {
         (ws.series_ids[i], pd.Timestamp(o, tz="UTC")) for i, o in zip(ws.series_idx, ws.origin, strict=True)
@@ -271,15 +277,15 @@ def test_training_set_is_point_in_time(fx):
 
 def test_parity_detects_an_online_store_that_missed_a_correction(fx):
     """The check can fail: rebuild the windows with a corrected value but do not materialize."""
-    from features.materialize import materialize
-    from features.parity import check_parity
-    from features.windows import build_windows
+    from seqops.features.materialize import materialize
+    from seqops.features.parity import check_parity
+    from seqops.features.tables import build_windows
 
     fix = pd.DataFrame({"series_id": ["s0"], "timestamp": [hour(399)], "value": [1.5]})
     write_batch(fx["settings"], "synth", "b4", fix, datetime(2024, 2, 4, tzinfo=UTC))
     try:
-        build_windows("synth")
-        result = check_parity("synth", sample=3, seed=0)
+        build_windows("synth", settings=get_settings())
+        result = check_parity("synth", sample=3, seed=0, settings=get_settings())
         assert not result.ok and result.mismatched_samples == 1
         bad = {(m["series_id"], m["feature"], m["index"]) for m in result.mismatches}
         assert ("s0", "x", L - 1) in bad and ("s0", "scale", 1) in bad
@@ -288,8 +294,8 @@ def test_parity_detects_an_online_store_that_missed_a_correction(fx):
     finally:
         for p in fx["settings"].curated_dir.glob("synth/*/batch=b4.parquet"):
             p.unlink()
-        build_windows("synth")
-        materialize("synth")
+        build_windows("synth", settings=get_settings())
+        materialize("synth", settings=get_settings())
 
 
 # ---- parity breakers ---------------------------------------------------------------------------------
@@ -301,9 +307,9 @@ def _rewrite(path: str, table: pa.Table) -> bytes:
 
 
 def test_float64_source_declared_float32_is_refused(fx):
-    from features import store
-    from features.materialize import materialize
-    from features.training_set import build_training_set
+    from seqops.features import store
+    from seqops.features.materialize import materialize
+    from seqops.features.training_set import build_training_set
 
     path = fx["build"].windows_path
     table = pq.read_table(path)
@@ -321,22 +327,29 @@ def test_float64_source_declared_float32_is_refused(fx):
         # the hazard: historical retrieval returns the float64 values as stored, while the online
         # store would hold them rounded to the declared Float32
         entity = pd.DataFrame({"series_id": ["s0"], "event_timestamp": [hour(301)]})
-        hist = store.historical("synth", entity, service="serving").column("x").to_pylist()[0]
+        hist = (
+            store.historical("synth", entity, service="serving", settings=get_settings())
+            .column("x")
+            .to_pylist()[0]
+        )
         assert hist[-1] == 1000 + 301 / 3 != float(np.float32(1000 + 301 / 3))
         # seqops refuses the table on every path instead
         with pytest.raises(store.SourceSchemaError, match=r"column 'x' is list<\w+: double> but declared"):
-            store.check_sources("synth")
+            store.check_sources("synth", settings=get_settings())
         with pytest.raises(store.SourceSchemaError):
-            materialize("synth")
+            materialize("synth", settings=get_settings())
         with pytest.raises(store.SourceSchemaError):
-            build_training_set("synth")
+            build_training_set("synth", settings=get_settings())
     finally:
         Path(path).write_bytes(old)
-    assert store.check_sources("synth") == {"synth_windows_source": 478, "synth_targets_source": 406}
+    assert store.check_sources("synth", settings=get_settings()) == {
+        "synth_windows_source": 478,
+        "synth_targets_source": 406,
+    }
 
 
 def test_duplicate_rows_are_resolved_upstream_and_refused_in_sources(fx):
-    from features import store
+    from seqops.features import store
 
     # upstream: s0 hours 397..399 exist in two batches; the curated read keeps the later one, so the
     # window table has exactly one row per (series, end) -- checked by the window test above.
@@ -350,35 +363,37 @@ def test_duplicate_rows_are_resolved_upstream_and_refused_in_sources(fx):
     old = _rewrite(path, pa.concat_tables([table, dup]))
     try:
         with pytest.raises(store.SourceSchemaError, match="2 rows share a"):
-            store.check_sources("synth")
+            store.check_sources("synth", settings=get_settings())
     finally:
         Path(path).write_bytes(old)
 
 
 def test_stale_online_values_expire_at_the_ttl(fx):
-    from features import store
+    from seqops.features import store
 
     newest = hour(399).to_pydatetime()
     ttl = timedelta(hours=2)
-    at_ttl = store.read_online("synth", ["s0"], as_of=newest + ttl)
-    past_ttl = store.read_online("synth", ["s0"], as_of=newest + ttl + timedelta(seconds=1))
+    at_ttl = store.read_online("synth", ["s0"], as_of=newest + ttl, settings=get_settings())
+    past_ttl = store.read_online(
+        "synth", ["s0"], as_of=newest + ttl + timedelta(seconds=1), settings=get_settings()
+    )
     assert at_ttl.status == ("present",) and past_ttl.status == ("expired",)
     assert np.isnan(past_ttl.x).all()
     # the hazard: Feast itself serves the stale row as PRESENT, whenever it is read
-    fs = store.open_store()
+    fs = store.open_store(settings=get_settings())
     raw = fs.get_online_features(features=["synth_window:x"], entity_rows=[{"series_id": "s0"}])
     assert raw.to_dict()["x"][0] is not None
     # and historical retrieval agrees with seqops: nothing one hour past the TTL
     entity = pd.DataFrame({"series_id": ["s0"], "event_timestamp": [hour(399 + 3)]})
-    hist = store.historical("synth", entity, service="serving")
+    hist = store.historical("synth", entity, service="serving", settings=get_settings())
     assert hist.column("x").null_count == 1
 
 
 def test_a_backfill_never_writes_older_windows_over_newer(fx):
-    from features import store
-    from features.materialize import materialize
+    from seqops.features import store
+    from seqops.features.materialize import materialize
 
-    fs = store.open_store()
+    fs = store.open_store(settings=get_settings())
 
     def online_end(sid: str) -> int:
         raw = fs.get_online_features(
@@ -389,55 +404,65 @@ def test_a_backfill_never_writes_older_windows_over_newer(fx):
     newest = int(hour(399).timestamp())
     assert online_end("s0") == newest
     # seqops: a backfill over an old range has its end raised to the high-water mark
-    result = materialize("synth", start=hour(250).to_pydatetime(), end=hour(260).to_pydatetime())
+    result = materialize(
+        "synth", start=hour(250).to_pydatetime(), end=hour(260).to_pydatetime(), settings=get_settings()
+    )
     assert result.end_raised and result.end == hour(399).isoformat()
     assert online_end("s0") == newest
     # the hazard: plain Feast over the same range overwrites the newer window (SQLite: last write)
-    store.materialize_range("synth", hour(250).to_pydatetime(), hour(260).to_pydatetime())
+    store.materialize_range(
+        "synth", hour(250).to_pydatetime(), hour(260).to_pydatetime(), settings=get_settings()
+    )
     assert online_end("s0") == int(hour(260).timestamp())
     # seqops repairs it on the next run
-    materialize("synth")
+    materialize("synth", settings=get_settings())
     assert online_end("s0") == newest
 
 
 def test_a_correction_reaches_the_online_store(fx):
-    from features import store
-    from features.materialize import materialize
-    from features.parity import check_parity
-    from features.windows import build_windows
+    from seqops.features import store
+    from seqops.features.materialize import materialize
+    from seqops.features.parity import check_parity
+    from seqops.features.tables import build_windows
 
     settings = fx["settings"]
     fix = pd.DataFrame({"series_id": ["s1"], "timestamp": [hour(379)], "value": [7777.25]})
     write_batch(settings, "synth", "b3", fix, datetime(2024, 2, 3, tzinfo=UTC))
     try:
-        build_windows("synth")
-        materialize("synth")
-        online = store.read_online("synth", ["s1"], as_of=hour(379).to_pydatetime())
+        build_windows("synth", settings=get_settings())
+        materialize("synth", settings=get_settings())
+        online = store.read_online("synth", ["s1"], as_of=hour(379).to_pydatetime(), settings=get_settings())
         assert online.x[0][-1] == np.float32(7777.25)
-        assert check_parity("synth", sample=3, seed=0).ok
+        assert check_parity("synth", sample=3, seed=0, settings=get_settings()).ok
     finally:
         for p in fx["settings"].curated_dir.glob("synth/*/batch=b3.parquet"):
             p.unlink()
-        build_windows("synth")
-        materialize("synth")
+        build_windows("synth", settings=get_settings())
+        materialize("synth", settings=get_settings())
 
 
 @pytest.mark.slow
-def test_plain_feast_cli_applies_the_repo(tmp_path):
-    """`feast -c feature_repo apply` from a checkout, with only SEQOPS_HOME exported (~40 s)."""
+def test_plain_feast_cli_reads_what_seqops_applied(tmp_path):
+    """`seqops features apply`, then plain `feast -c <repo> feature-views list` with SEQOPS_HOME exported.
+
+    The declarations are functions (inert at import), so `feast apply` is not the way in; every
+    read-side Feast command (list, describe, ui) works on the registry seqops applied.
+    """
     import os
     import sys
 
+    from seqops.core.resources import feature_repo_dir
+
     env = {**os.environ, "SEQOPS_HOME": str(tmp_path / "home"), "SEQOPS_FEATURES_DATASETS": "synth"}
     env.pop("SEQOPS_PROFILE", None)
-    feast = str(Path(sys.executable).with_name("feast"))
-    out = subprocess.run(
-        [feast, "-c", "feature_repo", "apply"], cwd=REPO, env=env, capture_output=True, text=True
+    bin_dir = Path(sys.executable).parent
+    applied = subprocess.run(
+        [str(bin_dir / "seqops"), "features", "apply"], cwd=tmp_path, env=env, capture_output=True, text=True
     )
-    assert out.returncode == 0, out.stderr[-2000:]
+    assert applied.returncode == 0, applied.stderr[-2000:]
     listed = subprocess.run(
-        [feast, "-c", "feature_repo", "feature-views", "list"],
-        cwd=REPO,
+        [str(bin_dir / "feast"), "-c", str(feature_repo_dir()), "feature-views", "list"],
+        cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
@@ -446,4 +471,4 @@ def test_plain_feast_cli_applies_the_repo(tmp_path):
     for view in ("synth_window", "synth_calendar", "synth_scale", "synth_targets"):
         assert view in listed.stdout
     assert (tmp_path / "home" / "features" / "registry.db").is_file()
-    assert not (REPO / "feature_repo" / "data").exists()
+    assert not (feature_repo_dir() / "data").exists()

@@ -40,7 +40,7 @@ def test_task_graph(dag):
 
 
 def test_scheduled_by_curated_and_emits_features(dag):
-    from seqops.assets import CURATED, FEATURES
+    from seqops.dags.assets import CURATED, FEATURES
 
     assert [a.uri for a in dag.timetable.asset_condition.objects] == [CURATED.uri]
     assert [o.uri for o in dag.get_task("emit_features").outlets] == [FEATURES.uri]
@@ -53,7 +53,7 @@ def test_dag_run_builds_applies_materializes_checks_and_emits(airflow_db, monkey
     """The whole pipeline on synthetic curated data (~60 s: Feast import and apply in-process)."""
     from test_features import synthetic_frames, write_batch
 
-    from seqops.settings import get_settings
+    from seqops.core.settings import get_settings
 
     monkeypatch.setenv("SEQOPS_FEATURES_DATASETS", "synth")
     settings = get_settings()
@@ -73,9 +73,11 @@ def test_dag_run_builds_applies_materializes_checks_and_emits(airflow_db, monkey
         ("parity", 0): "success",
         ("emit_features", 0): "success",
     }
-    from features import store
+    from seqops.features import store
 
-    online = store.read_online("synth", ["s0"], as_of=datetime(2024, 1, 17, 15, tzinfo=UTC))
+    online = store.read_online(
+        "synth", ["s0"], as_of=datetime(2024, 1, 17, 15, tzinfo=UTC), settings=get_settings()
+    )
     assert online.status == ("present",) and online.x[0][-1] == 5399.0
 
     from airflow.models.asset import AssetEvent, AssetModel
@@ -88,7 +90,7 @@ def test_dag_run_builds_applies_materializes_checks_and_emits(airflow_db, monkey
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.uri == "seqops://features/")
         ).all()
-    assert {"dataset": "synth", "parity_samples": 6} in extras
+    assert {"datasets": ["synth"], "parity_samples": 6} in extras
 
 
 def test_datasets_come_from_the_param_or_the_curated_events(dag):

@@ -13,13 +13,13 @@ def test_pjm_parity_200_samples(pjm_source, tmp_path, monkeypatch):
 
     monkeypatch.setenv("SEQOPS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("SEQOPS_FEATURES_DATASETS", "pjm")
-    from features import store
-    from features.materialize import materialize
-    from features.parity import check_parity
-    from features.windows import build_windows
-    from seqops.importers import ImportReport, pjm_files, read_pjm_zone
-    from seqops.settings import get_settings
-    from seqops.store import BatchRef, CuratedStore
+    from seqops.core.importers import ImportReport, pjm_files, read_pjm_zone
+    from seqops.core.settings import get_settings
+    from seqops.core.store import BatchRef, CuratedStore
+    from seqops.features import store
+    from seqops.features.materialize import materialize
+    from seqops.features.parity import check_parity
+    from seqops.features.tables import build_windows
 
     settings = get_settings()
     report = ImportReport(source=str(pjm_source))
@@ -29,12 +29,12 @@ def test_pjm_parity_200_samples(pjm_source, tmp_path, monkeypatch):
             "pjm", path.name[:8], "-", str(path), path.name, datetime(2024, 1, 1, tzinfo=UTC).isoformat()
         )
         CuratedStore(settings).write("pjm", ref, frame)
-    build = build_windows("pjm")
+    build = build_windows("pjm", settings=get_settings())
     assert build.series == 7 and build.windows > 600_000
-    store.apply()
-    result = materialize("pjm")
+    store.apply(settings=get_settings())
+    result = materialize("pjm", settings=get_settings())
     assert result.series == 7
-    parity = check_parity("pjm", sample=200, seed=0)
+    parity = check_parity("pjm", sample=200, seed=0, settings=get_settings())
     assert parity.ok, parity.mismatches
     assert parity.samples == 200 and parity.latest_samples == 7 and parity.replay_samples == 193
     assert parity.mismatched_samples == 0 and parity.mismatched_elements == 0

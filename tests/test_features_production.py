@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 import pytest
 from test_features import H, L, hour, synthetic_frames, write_batch
 
+from seqops.core.settings import get_settings
+
 pytestmark = pytest.mark.services
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,18 +79,18 @@ def prod(servers, tmp_path_factory):
             # the rest of the production profile is required by Settings, unused here
             mp.setenv("SEQOPS_AIRFLOW_DB_URL", url)
             mp.setenv("SEQOPS_MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
-            from features import store
-            from features.materialize import materialize
-            from features.windows import build_windows
-            from seqops.settings import get_settings
+            from seqops.core.settings import get_settings
+            from seqops.features import store
+            from seqops.features.materialize import materialize
+            from seqops.features.tables import build_windows
 
             settings = get_settings()
             first, correction = synthetic_frames()
             write_batch(settings, "synth", "b1", first, datetime(2024, 2, 1, tzinfo=UTC))
             write_batch(settings, "synth", "b2", correction, datetime(2024, 2, 2, tzinfo=UTC))
-            build = build_windows("synth")
-            applied = store.apply()
-            materialized = materialize("synth")
+            build = build_windows("synth", settings=get_settings())
+            applied = store.apply(settings=get_settings())
+            materialized = materialize("synth", settings=get_settings())
             yield {
                 "settings": settings,
                 "build": build,
@@ -104,9 +106,9 @@ def prod(servers, tmp_path_factory):
 
 
 def test_production_config_points_at_the_servers(prod):
-    from features import store
+    from seqops.features import store
 
-    config = store.repo_config()
+    config = store.repo_config(settings=get_settings())
     assert config.registry.registry_type == "sql"
     assert config.registry.path.startswith("postgresql+psycopg://") and config.registry.path.endswith(
         prod["url"].rpartition("/")[2]
@@ -133,34 +135,36 @@ def test_window_tables_in_postgres_hold_the_same_float32_bits(prod):
 
 
 def test_online_reads_from_redis_bit_exactly_and_enforce_the_ttl(prod):
-    from features import store
+    from seqops.features import store
 
     assert prod["redis"].dbsize() > 0
     newest = hour(399).to_pydatetime()
-    online = store.read_online("synth", ["s0", "s1", "s2", "nope"], as_of=newest)
+    online = store.read_online("synth", ["s0", "s1", "s2", "nope"], as_of=newest, settings=get_settings())
     assert online.status == ("present", "expired", "expired", "missing")
     windows = pq.read_table(prod["build"].windows_path).to_pandas().set_index(["series_id", "window_end"])
     stored = np.asarray(windows.loc[("s0", hour(399)), "x"], np.float32)
     assert np.array_equal(online.x[0].view(np.uint32), stored.view(np.uint32))
     assert online.x[0][-3:].tolist() == [5397.0, 5398.0, 5399.0]
-    late = store.read_online("synth", ["s0"], as_of=newest + timedelta(hours=2, seconds=1))
+    late = store.read_online(
+        "synth", ["s0"], as_of=newest + timedelta(hours=2, seconds=1), settings=get_settings()
+    )
     assert late.status == ("expired",)
 
 
 def test_parity_on_postgres_and_redis(prod):
-    from features.parity import check_parity
+    from seqops.features.parity import check_parity
 
-    result = check_parity("synth", sample=12, seed=3)
+    result = check_parity("synth", sample=12, seed=3, settings=get_settings())
     assert result.ok, result.mismatches
     assert result.mismatched_samples == 0 and result.latest_samples == 3 and result.replay_samples == 9
 
 
 def test_training_set_from_postgres_is_bit_identical_to_the_trainers_windows(prod):
-    from features.training_set import build_training_set
-    from seqops.store import CuratedStore
-    from training.windows import windows_from_frame
+    from seqops.core.store import CuratedStore
+    from seqops.core.windows import windows_from_frame
+    from seqops.features.training_set import build_training_set
 
-    ws = build_training_set("synth")
+    ws = build_training_set("synth", settings=get_settings())
     curated = CuratedStore(prod["settings"]).read("synth")
     ref = windows_from_frame(curated, L, H, scaler="mean", calendar=True, calendar_tz="UTC", freq="1h")
     assert len(ws) == len(ref) == 406
@@ -169,10 +173,12 @@ def test_training_set_from_postgres_is_bit_identical_to_the_trainers_windows(pro
 
 
 def test_a_backfill_keeps_the_newest_window_in_redis(prod):
-    from features import store
-    from features.materialize import materialize
+    from seqops.features import store
+    from seqops.features.materialize import materialize
 
-    result = materialize("synth", start=hour(250).to_pydatetime(), end=hour(260).to_pydatetime())
+    result = materialize(
+        "synth", start=hour(250).to_pydatetime(), end=hour(260).to_pydatetime(), settings=get_settings()
+    )
     assert result.end_raised
-    online = store.read_online("synth", ["s0"], as_of=hour(399).to_pydatetime())
+    online = store.read_online("synth", ["s0"], as_of=hour(399).to_pydatetime(), settings=get_settings())
     assert online.window_end[0] == np.datetime64(hour(399).tz_localize(None).to_datetime64())

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from seqops.importers import ImportReport, SourceFormatError, import_pjm, import_table, read_pjm_zone
+from seqops.core.importers import ImportReport, SourceFormatError, import_pjm, import_table, read_pjm_zone
 
 
 def _write(path: Path, text: str) -> Path:

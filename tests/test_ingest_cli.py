@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from seqops.cli import app
-from seqops.store import CuratedStore, Quarantine
+from seqops.core.store import CuratedStore, Quarantine
 
 HEADER = "series_id,timestamp,value\n"
 GOOD_ROWS = [f"A,2020-01-01T{h:02d}:00:00Z,{10 + h}\n" for h in range(6)] + [

@@ -27,10 +27,10 @@ def _digest(folder: Path) -> dict[str, str]:
 
 @pytest.mark.slow
 def test_ingest_dag_publishes_good_batches_and_quarantines_bad(airflow_db, pjm_source):
-    from seqops.importers import import_pjm
-    from seqops.ingest import claim_for_run, run_summary
-    from seqops.settings import get_settings
-    from seqops.store import CuratedStore, LandingZone, Quarantine
+    from seqops.core.importers import import_pjm
+    from seqops.core.settings import get_settings
+    from seqops.core.store import CuratedStore, LandingZone, Quarantine
+    from seqops.flows.ingest import claim_for_run, run_summary
 
     settings = get_settings()
     shutil.rmtree(settings.data_dir, ignore_errors=True)
@@ -73,7 +73,7 @@ def test_ingest_dag_publishes_good_batches_and_quarantines_bad(airflow_db, pjm_s
     assert list(incoming.iterdir()) == []  # claimed files left incoming, kept under landed/
 
     # Re-processing the same batches changes nothing in the curated store.
-    from seqops.ingest import publish, validate
+    from seqops.flows.ingest import publish, validate
 
     before = _digest(settings.curated_dir)
     for ref in refs:

@@ -12,7 +12,7 @@ import httpx
 import psutil
 import pytest
 
-from seqops.settings import Settings
+from seqops.core.settings import Settings
 
 
 def _free_port() -> int:
@@ -89,13 +89,15 @@ def test_platform_up_and_down(tmp_path):
             ).status_code
             == 200
         )
-        from seqops.airflow_client import AirflowClient
+        from seqops.platform.airflow_client import AirflowClient
 
         client = AirflowClient(airflow, "admin", password)
         assert client.import_errors() == []
         dag_ids = {d["dag_id"] for d in client.dags()}
-        expected = {p.stem for p in (settings.repo_root / "dags").glob("*.py") if not p.name.startswith("_")}
-        assert expected <= dag_ids
+        from seqops.core.resources import dags_folder
+
+        assert dag_ids == {"ingest_sequences", "materialize_features", "train_forecaster"}
+        assert {p.stem for p in dags_folder().glob("*.py")} == dag_ids | {"assets", "__init__"}
         # Nothing listens beyond loopback.
         for conn in psutil.net_connections(kind="tcp"):
             if conn.pid in pids and conn.status == psutil.CONN_LISTEN:

@@ -8,10 +8,10 @@ import pytest
 
 @pytest.fixture()
 def registry(home, tmp_path):
-    from seqops.platform import init_mlflow
-    from training.registry import Registry
+    from seqops.registry.registry import Registry
+    from seqops.registry.tracking import init_tracking_store
 
-    init_mlflow(home)
+    init_tracking_store(home)
     return Registry(home)
 
 
@@ -24,7 +24,7 @@ def _logged_run(registry, tmp_path) -> tuple[str, str]:
 
 
 def test_every_new_version_is_the_challenger_pending_approval(registry, tmp_path):
-    from training.registry import CHALLENGER, CHAMPION
+    from seqops.registry.registry import CHALLENGER, CHAMPION
 
     run1, src1 = _logged_run(registry, tmp_path)
     first = registry.register("demo", run1, src1, {"backtest_model_mase": "0.9"})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from seqops.store import CuratedStore, LandingZone, RawStore
+from seqops.core.store import CuratedStore, LandingZone, RawStore
 
 
 def _frame(series: str, hours: range, base: float) -> pd.DataFrame:

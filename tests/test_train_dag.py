@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from seqops.core.resources import dags_folder
+
+DAG_FILE = dags_folder() / "train_forecaster.py"
+G = "each_dataset"  # the mapped task group: one training per requested dataset
 
 
 @pytest.fixture()
 def pjm_features(tmp_path, monkeypatch, pjm_source):
     """A fresh home with two PJM zones (2017-11 on) ingested, windowed, applied and materialized."""
     monkeypatch.setenv("SEQOPS_HOME", str(tmp_path / "home"))
-    from features.materialize import materialize
-    from features.store import apply
-    from features.windows import build_windows
-    from seqops.importers import import_pjm
-    from seqops.ingest import ingest_file
-    from seqops.platform import init_mlflow
-    from seqops.settings import get_settings
+    from seqops.core.importers import import_pjm
+    from seqops.core.settings import get_settings
+    from seqops.features.materialize import materialize
+    from seqops.features.store import apply
+    from seqops.features.tables import build_windows
+    from seqops.flows.ingest import ingest_file
+    from seqops.registry.tracking import init_tracking_store
 
     settings = get_settings()
     report = import_pjm(pjm_source, tmp_path / "batches", zones=["AEP", "DUQ"], since="2017-11-01")
@@ -29,7 +30,7 @@ def pjm_features(tmp_path, monkeypatch, pjm_source):
     build_windows("pjm", settings=settings)
     apply(settings)
     materialize("pjm", settings=settings)
-    init_mlflow(settings)
+    init_tracking_store(settings)
     return settings
 
 
@@ -37,14 +38,17 @@ def pjm_features(tmp_path, monkeypatch, pjm_source):
 def test_train_forecaster_registers_a_challenger(airflow_db, pjm_features):
     from airflow.dag_processing.dagbag import DagBag
 
-    from training.packaging import load_bundle, load_for_inference, load_for_training
-    from training.registry import CHALLENGER, Registry, model_name
+    from seqops.registry.packaging import load_bundle, load_for_inference, load_for_training
+    from seqops.registry.registry import CHALLENGER, Registry, model_name
 
-    dag = DagBag(dag_folder=str(REPO / "dags" / "train_forecaster.py")).dags["train_forecaster"]
+    dag = DagBag(dag_folder=str(DAG_FILE)).dags["train_forecaster"]
     run = dag.test(run_conf={"dataset": "pjm", "max_epochs": 2, "time_budget_s": 60, "history_days": 90})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert set(states.values()) == {"success"}
-    assert set(states) == {"request", "features_ready", "train", "backtest", "register"}
+    assert set(states) == {
+        "requests",
+        *(f"{G}.{t}" for t in ("features_ready", "train", "backtest", "register")),
+    }
     assert run.state == "success"
 
     registry = Registry(pjm_features)
@@ -56,6 +60,9 @@ def test_train_forecaster_registers_a_challenger(airflow_db, pjm_features):
         "backtest_model_smape",
         "backtest_model_mase",
         "backtest_seasonal_naive_mase",
+        "backtest_naive_mase",
+        "backtest_best_baseline",
+        "backtest_mase_vs_best_baseline",
         "data_snapshot",
         "data_start",
         "data_end",
@@ -70,7 +77,14 @@ def test_train_forecaster_registers_a_challenger(airflow_db, pjm_features):
     assert run_data.tags["mlflow.source.git.commit"]
     assert run_data.params["data.snapshot_sha256"] == version.tags["data_snapshot"]
     assert [m.step for m in client.get_metric_history(version.run_id, "val_loss")] == [1, 2]
-    for key in ("backtest.model.smape", "backtest.seasonal_naive.mase", "backtest.mase_vs_seasonal_naive"):
+    assert run_data.tags["seqops.version"] == "0.1.0"
+    for key in (
+        "backtest.model.smape",
+        "backtest.naive.mase",
+        "backtest.seasonal_naive.mase",
+        "backtest.mase_vs_seasonal_naive",
+        "backtest.mase_vs_best_baseline",
+    ):
         assert np.isfinite(run_data.metrics[key])
     artifacts = {a.path for a in client.list_artifacts(version.run_id, "backtest")}
     assert "backtest/forecast_vs_actual.png" in artifacts
@@ -89,9 +103,9 @@ def test_train_forecaster_skips_with_a_reason_before_any_features(airflow_db, tm
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch.setenv("SEQOPS_HOME", str(tmp_path / "empty-home"))
-    dag = DagBag(dag_folder=str(REPO / "dags" / "train_forecaster.py")).dags["train_forecaster"]
+    dag = DagBag(dag_folder=str(DAG_FILE)).dags["train_forecaster"]
     run = dag.test(run_conf={"dataset": "pjm"})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
-    assert states["features_ready"] == "success"
-    assert states["train"] == states["backtest"] == states["register"] == "skipped"
+    assert states[f"{G}.features_ready"] == "skipped"
+    assert states[f"{G}.train"] == states[f"{G}.backtest"] == states[f"{G}.register"] == "skipped"
     assert run.state == "success"

@@ -1,105 +1,62 @@
-"""Rolling-origin backtest on small synthetic series: folds, exact seasonal-naive forecasts, scores, plot."""
+"""The one backtest (training.backtest.score_folds): model, naive and seasonal naive on the same folds."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from training.backtest import backtest, backtest_dataset
-from training.config import make_config
-from training.plots import plot_forecasts
-
-START = pd.Timestamp("2024-01-01", tz="UTC")
+from seqops.training.backtest import score_folds
 
 
-@pytest.fixture(scope="module")
-def frame() -> pd.DataFrame:
-    t = np.arange(24 * 15)
-    rng = np.random.default_rng(3)
-    periodic = 100.0 + 10.0 * np.sin(2 * np.pi * t / 24)  # the seasonal naive is exact here
-    noisy = 50.0 + 5.0 * np.cos(2 * np.pi * t / 24) + rng.normal(0, 1.0, len(t))
-    short = noisy[: 24 * 12] + 20.0  # ends 3 days earlier: absent from the last folds
-    parts = []
-    for sid, v in (("periodic", periodic), ("noisy", noisy), ("short", short)):
-        stamps = START + pd.to_timedelta(np.arange(len(v)), "h")
-        parts.append(pd.DataFrame({"series_id": sid, "timestamp": stamps, "value": v}))
-    return pd.concat(parts, ignore_index=True)
+def _windows(series: np.ndarray, length: int, horizon: int, origins: list[int]):
+    x = np.stack([series[o - length + 1 : o + 1] for o in origins]).astype(np.float32)
+    y = np.stack([series[o + 1 : o + 1 + horizon] for o in origins]).astype(np.float32)
+    insample = [series[: o + 1] for o in origins]
+    return x, y, insample
 
 
-def config():
-    return make_config(
-        input_size=48, horizon=12, patch_len=12, hidden_size=8, num_layers=1, decoder_size=8,
-        val_origins=4, max_epochs=2, num_threads=1, calendar=True,
-    )  # fmt: skip
-
-
-def test_backtest_folds_forecasts_and_scores(frame: pd.DataFrame, tmp_path: Path) -> None:
-    messages: list[str] = []
-    result = backtest(frame, config(), folds=2, progress=messages.append)
-    last = pd.Timestamp("2024-01-15 23:00")
-    assert result.origins == [last - pd.Timedelta(hours=24), last - pd.Timedelta(hours=12)]
-    f = result.forecasts
-    # two folds x two series (the short one ended before both origins) x 12 steps
-    assert sorted(f["series_id"].unique()) == ["noisy", "periodic"]
-    assert len(f) == 2 * 2 * 12
-    # seasonal naive: the value 24 h before each target (12 h horizon, m = 24)
-    for _, row in f.sample(10, random_state=0).iterrows():
-        ts = pd.Timestamp(row["timestamp"]).tz_localize("UTC")
-        day_before = frame[
-            (frame["series_id"] == row["series_id"]) & (frame["timestamp"] == ts - pd.Timedelta("24h"))
-        ]
-        actual = frame[(frame["series_id"] == row["series_id"]) & (frame["timestamp"] == ts)]
-        assert row["seasonal_naive"] == pytest.approx(day_before["value"].item())
-        assert row["actual"] == pytest.approx(actual["value"].item(), rel=1e-6)
-    per = result.per_series
-    exact = per[(per["model"] == "seasonal_naive") & (per["series_id"] == "periodic")]
-    assert len(exact) == 2 and (exact["mae"] < 1e-4).all() and (exact["smape"] < 1e-4).all()
-    assert set(result.overall.index) == {"model", "seasonal_naive"}
-    assert np.isfinite(result.overall.to_numpy()).all()
-    summary = json.loads(json.dumps(result.summary()))
-    assert summary["n_forecasts"] == 4 and summary["mase_vs_seasonal_naive"] > 0
-    assert len(result.fits) == 1 and any("fold 2/2" in m for m in messages)
-
-    png = plot_forecasts(result.forecasts, tmp_path / "plots" / "bt.png", history=frame, title="backtest")
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
-
-
-def test_refit_each_trains_once_per_fold(frame: pd.DataFrame) -> None:
-    result = backtest(frame, config(), folds=2, refit="each")
-    assert len(result.fits) == 2
-    # the second model saw 12 more hours per series: more training windows
-    assert result.fits[1].windows_seen > result.fits[0].windows_seen
-
-
-def test_no_evaluable_fold_is_an_error(frame: pd.DataFrame) -> None:
-    with pytest.raises(ValueError, match="no fold"):
-        backtest(frame, config(), origins=[pd.Timestamp("2030-01-01", tz="UTC")])
-
-
-def test_backtest_dataset_reads_the_curated_store_and_writes_its_report(
-    frame: pd.DataFrame, tmp_path: Path
-) -> None:
-    from seqops.settings import Settings
-    from seqops.store import BatchRef, CuratedStore
-
-    settings = Settings(home=tmp_path / "home")
-    ref = BatchRef(
-        "synthetic", "0123456789abcdef", "0" * 64, "raw.csv", "raw.csv", "2024-02-01T00:00:00+00:00"
+def test_perfect_season_makes_seasonal_naive_exact_and_the_best_baseline() -> None:
+    t = np.arange(24 * 20)
+    series = 100 + 10 * np.sin(2 * np.pi * t / 24)
+    x, y, _ = _windows(series, 48, 24, [200, 300])
+    noisy = np.random.default_rng(1).normal(0, 1, len(series)) + series  # a non-zero MASE scale
+    insample = [noisy[:201], noisy[:301]]
+    scores = score_folds(
+        x,
+        y,
+        y + 1.0,  # a model off by exactly 1 everywhere
+        insample=insample,
+        season=24,
+        series_ids=["a", "a"],
+        origins=pd.DatetimeIndex(["2020-01-01", "2020-01-02"], tz="UTC"),
     )
-    CuratedStore(settings).write("synthetic", ref, frame)
-    overrides = dict(
-        input_size=48, horizon=12, patch_len=12, hidden_size=8, num_layers=1, decoder_size=8, val_origins=4,
-        max_epochs=1, num_threads=1,
-    )  # fmt: skip
-    summary = backtest_dataset(
-        "synthetic", overrides=overrides, folds=2, settings=settings, progress=lambda _: None
+    s = scores.summary
+    assert s["seasonal_naive"]["mae"] == pytest.approx(0.0, abs=1e-4)
+    assert s["model"]["mae"] == pytest.approx(1.0, abs=1e-4)
+    assert s["best_baseline"] == "seasonal_naive"
+    np.testing.assert_allclose(scores.forecasts["naive"], np.repeat(x[:, -1:], 24, axis=1))
+    assert set(scores.per_series["model"]) == {"model", "naive", "seasonal_naive"}
+    assert len(scores.per_series) == 3 * 2
+
+
+def test_random_walk_makes_naive_the_bar_and_a_seasonal_model_loses_to_it() -> None:
+    rng = np.random.default_rng(0)
+    series = 1000 + np.cumsum(rng.normal(0, 5, 24 * 60))
+    origins = list(range(400, 24 * 58, 48))
+    x, y, insample = _windows(series, 168, 24, origins)
+    seasonal = np.stack([x[i, -24:] for i in range(len(x))])  # a "model" that is seasonal naive
+    scores = score_folds(
+        x,
+        y,
+        seasonal,
+        insample=insample,
+        season=24,
+        series_ids=["rw"] * len(origins),
+        origins=pd.DatetimeIndex(pd.date_range("2020-01-01", periods=len(origins), freq="2D", tz="UTC")),
     )
-    out = Path(summary["paths"]["dir"])
-    assert out.parent == settings.home / "backtests" / "synthetic"
-    assert json.loads((out / "summary.json").read_text())["dataset"] == "synthetic"
-    assert len(pd.read_parquet(out / "forecasts.parquet")) == 2 * 2 * 12
-    assert (out / "forecasts.png").stat().st_size > 10_000
+    s = scores.summary
+    assert s["best_baseline"] == "naive"
+    assert s["naive"]["mase"] < s["seasonal_naive"]["mase"]
+    assert s["mase_ratio"] == pytest.approx(1.0)  # the model *is* seasonal naive
+    assert s["mase_vs_best_baseline"] > 1.0  # and so it loses to the bar

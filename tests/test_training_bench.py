@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.bench import bench_etth1, bench_m4_hourly, load_etth1
+from seqops.training.bench import bench_etth1, bench_m4_hourly, load_etth1
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.baselines import naive, naive2, seasonal_indices, seasonal_naive, seasonality_test
-from training.bench import load_m4_hourly
-from training.metrics import mase, owa, per_series, score, seasonal_scale, smape
+from seqops.training.baselines import naive, naive2, seasonal_indices, seasonal_naive, seasonality_test
+from seqops.training.bench import load_m4_hourly
+from seqops.training.metrics import mase, owa, per_series, score, seasonal_scale, smape
 
 M4_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "m4_hourly"
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from training.config import make_config
-from training.packaging import (
+from seqops.core.windows import split_last_origins, windows_from_frame
+from seqops.registry.packaging import (
     bundle_from_fit,
     input_example,
     load_bundle,
@@ -21,8 +21,8 @@ from training.packaging import (
     log_model,
     pip_requirements,
 )
-from training.train import fit, predict
-from training.windows import split_last_origins, windows_from_frame
+from seqops.training.config import make_config
+from seqops.training.train import fit, predict
 
 
 @pytest.fixture

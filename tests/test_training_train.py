@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from training.baselines import seasonal_naive
-from training.config import make_config
-from training.model import LSTMForecaster, train_flops_per_window
-from training.train import CHECKPOINT_NAME, fit, predict
-from training.windows import split_last_origins, windows_from_frame
+from seqops.core.windows import split_last_origins, windows_from_frame
+from seqops.training.baselines import seasonal_naive
+from seqops.training.config import make_config
+from seqops.training.model import LSTMForecaster, train_flops_per_window
+from seqops.training.train import CHECKPOINT_NAME, fit, predict
 
 SYNTH = """
 import numpy as np, pandas as pd
@@ -100,9 +100,9 @@ def test_fit_early_stops_and_returns_the_best_weights(tmp_path: Path) -> None:
 CHILD = """
 import sys, time
 from pathlib import Path
-from training.config import make_config
-from training.train import fit
-from training.windows import split_last_origins, windows_from_frame
+from seqops.training.config import make_config
+from seqops.training.train import fit
+from seqops.core.windows import split_last_origins, windows_from_frame
 {synth}
 cfg = make_config(**{{**{small}, "max_epochs": 6, "patience": 6, "dropout": 0.2, "num_layers": 2}})
 ws = windows_from_frame(synthetic_frame(), cfg.input_size, cfg.horizon, scaler=cfg.scaler, calendar=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.windows import (
+from seqops.core.windows import (
     CALENDAR_FEATURES,
     calendar_features,
     split_last_origins,

@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqops.canonical import coerce
-from seqops.datasets import DatasetSpec
-from validation.report import write_report
-from validation.suites import RULES, build_suite, derive_columns
-from validation.validate import ValidationResult, validate_batch
+from seqops.core.canonical import coerce
+from seqops.core.datasets import DatasetSpec
+from seqops.validation.report import write_report
+from seqops.validation.suites import RULES, build_suite, derive_columns
+from seqops.validation.validate import ValidationResult, validate_batch
 
 SPEC = DatasetSpec(name="pjm", freq="1h", value_min=0.0, value_max=60000.0, max_gap_steps=3)
 NOW = datetime(2020, 1, 1, tzinfo=UTC)
@@ -237,7 +237,8 @@ def test_gx_stays_quiet_and_is_imported_lazily():
     validate(batch(hourly("A", range(2))))
     assert logging.getLogger("great_expectations").level == logging.WARNING
     code = (
-        "import sys, seqops.canonical, validation.suites, validation.validate, validation.report;"
+        "import sys, seqops.core.canonical, seqops.validation.suites, seqops.validation.validate, "
+        "seqops.validation.report;"
         "print('great_expectations' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

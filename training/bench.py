@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.baselines import naive, naive2, seasonal_naive
-from training.config import TrainConfig, make_config
-from training.metrics import score
-from training.train import FitResult, fit, predict
-from training.windows import WindowSet, split_last_origins, windows_from_frame
+from seqops.core.windows import WindowSet, split_last_origins, windows_from_frame
+from seqops.training.baselines import naive, naive2, seasonal_naive
+from seqops.training.config import TrainConfig, make_config
+from seqops.training.metrics import score
+from seqops.training.train import FitResult, fit, predict
 
 Progress = Callable[[str], None]
 
@@ -95,21 +95,10 @@ def load_m4_hourly(data_dir: Path) -> M4Hourly:
     )
 
 
-def results_dir() -> Path:
-    """``benchmarks/results`` of the checkout (git-ignored), else ``$SEQOPS_HOME/benchmarks``."""
-    from seqops.settings import get_settings
-
-    settings = get_settings()
-    try:
-        return settings.repo_root / "benchmarks" / "results"
-    except RuntimeError:
-        return settings.home / "benchmarks"
-
-
-def _write_json(report: dict[str, Any], json_out: bool | Path, stem: str) -> Path | None:
-    if not json_out:
+def _write_json(report: dict[str, Any], json_out: Path | None) -> Path | None:
+    if json_out is None:
         return None
-    path = Path(json_out) if not isinstance(json_out, bool) else results_dir() / f"{stem}.json"
+    path = Path(json_out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str))
     return path
@@ -160,7 +149,7 @@ def bench_m4_hourly(
     data_dir: Path,
     *,
     time_budget_s: float = 900,
-    json_out: bool | Path = False,
+    json_out: Path | None = None,
     progress: Progress = print,
     config: TrainConfig | None = None,
     members: int = 1,
@@ -171,7 +160,7 @@ def bench_m4_hourly(
     Args:
         data_dir: folder with ``Hourly-train.csv`` and ``Hourly-test.csv``.
         time_budget_s: wall-clock budget for the whole benchmark (loading, training, scoring).
-        json_out: True = write ``benchmarks/results/m4_hourly.json``; a path = write there.
+        json_out: write the report (JSON) to this file.
         progress: receives progress lines (per epoch).
         config: hyperparameters (default: the ``m4_hourly`` profile).
         members: seeds trained one after another within the budget; forecasts are their median.
@@ -259,7 +248,7 @@ def bench_m4_hourly(
         f"seasonal naive {sn['smape']:.3f} / {sn['mase']:.3f} / {sn['owa']:.3f} | "
         f"ES-RNN 9.328 / 0.893 / 0.440  ({wall:.0f}s)"
     )
-    path = _write_json(report, json_out, "m4_hourly")
+    path = _write_json(report, json_out)
     if path is not None:
         report["json_path"] = str(path)
         progress(f"wrote {path}")
@@ -302,7 +291,7 @@ def bench_etth1(
     horizons: tuple[int, ...] = (24, 48, 168),
     *,
     time_budget_s: float = 900,
-    json_out: bool | Path = False,
+    json_out: Path | None = None,
     progress: Progress = print,
     config: TrainConfig | None = None,
     members: int = 3,
@@ -314,7 +303,7 @@ def bench_etth1(
         data_dir: folder with ``ETTh1.csv``.
         horizons: forecast lengths (Informer's table: 24, 48, 168, 336, 720).
         time_budget_s: wall-clock budget for all horizons together (split evenly).
-        json_out: True = write ``benchmarks/results/etth1.json``; a path = write there.
+        json_out: write the report (JSON) to this file.
         progress: receives progress lines.
         config: hyperparameters (default: the ``etth1`` profile; ``horizon`` is set per run).
         members: seeds per horizon (median ensemble).
@@ -375,7 +364,7 @@ def bench_etth1(
         "time_budget_s": time_budget_s,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    path = _write_json(report, json_out, "etth1")
+    path = _write_json(report, json_out)
     if path is not None:
         report["json_path"] = str(path)
         progress(f"wrote {path}")

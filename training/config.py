@@ -9,11 +9,15 @@ platform's own datasets start from ``default`` and override what they need.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Scaler = Literal["mean", "standard", "robust", "none"]
+from seqops.core.datasets import Scaler
+
+if TYPE_CHECKING:
+    from seqops.core.datasets import WindowSpec
+
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16"]
 
@@ -167,3 +171,9 @@ def make_config(profile: str = "default", **overrides: Any) -> TrainConfig:
     if profile not in _PROFILES:
         raise ValueError(f"unknown profile {profile!r}; known: {', '.join(_PROFILES)}")
     return TrainConfig(**{**_PROFILES[profile], **overrides})
+
+
+def config_for(spec: WindowSpec, profile: str = "default", **overrides: Any) -> TrainConfig:
+    """A dataset's window geometry (L, H, scaler, season from ``datasets.toml``) + a profile + overrides."""
+    base = {"input_size": spec.length, "horizon": spec.horizon, "scaler": spec.scaler, "season": spec.season}
+    return make_config(profile, **{**base, **overrides})

@@ -1,6 +1,6 @@
 """The forecaster: one global LSTM over many series, all H steps at once.
 
-Reads scaled windows (see :class:`training.windows.WindowSet`; scaling happens outside the module so
+Reads scaled windows (see :class:`seqops.core.windows.WindowSet`; scaling happens outside the module so
 training, serving and Feast share one definition of it) and returns scaled forecasts.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.config import TrainConfig
+from seqops.training.config import TrainConfig
 
 
 class LSTMForecaster(nn.Module):

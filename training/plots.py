@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.windows import utc_naive
+from seqops.core.windows import utc_naive
 
 
 def plot_forecasts(
@@ -29,7 +29,7 @@ def plot_forecasts(
 
     Args:
         forecasts: long frame with ``series_id``, ``origin``, ``timestamp``, ``actual`` and one column
-            per name in ``models`` (:attr:`training.backtest.BacktestResult.forecasts`).
+            per name in ``models`` (the forecasts frame of ``seqops.flows.train.backtest``).
         path: PNG file to write (parents are created).
         series: which series; default the first ``max_series`` ids.
         max_series: panels at most.

@@ -1,7 +1,7 @@
 """Training loop: time-split validation, early stopping, clipping, seeds, resumable checkpoints.
 
-``fit`` trains a :class:`~training.model.LSTMForecaster` on a training :class:`WindowSet` and early
-stops on a validation WindowSet (usually from :func:`training.windows.split_last_origins`).
+``fit`` trains a :class:`~seqops.training.model.LSTMForecaster` on a training :class:`WindowSet` and early
+stops on a validation WindowSet (usually from :func:`seqops.core.windows.split_last_origins`).
 
 Reproducibility: the model init, the shuffling (its own ``torch.Generator``) and dropout (the global
 torch RNG) are seeded from ``config.seed``; deterministic kernels are on while ``fit`` runs. After
@@ -38,9 +38,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.config import TrainConfig
-from training.model import LSTMForecaster
-from training.windows import WindowSet
+from seqops.core.windows import WindowSet
+from seqops.training.config import TrainConfig
+from seqops.training.model import LSTMForecaster
 
 StopReason = Literal["patience", "max_epochs", "time_budget"]
 CHECKPOINT_NAME = "last.pt"
@@ -220,7 +220,7 @@ def fit(
         config: hyperparameters; ``input_size``/``horizon`` must match the windows.
         checkpoint_dir: where ``last.pt`` is written after every epoch and resumed from when present.
         on_epoch: called with each epoch's :class:`EpochStats` after its checkpoint is written.
-        init_model: continue training this module (e.g. from :func:`training.packaging.load_for_training`)
+        init_model: continue training this module (e.g. ``seqops.registry.packaging.load_for_training``)
             instead of a fresh one.
 
     Returns:

@@ -19,8 +19,8 @@ import logging
 import re
 from pathlib import Path
 
-from validation.suites import import_gx
-from validation.validate import EXAMPLES_SHOWN, ValidationResult, format_example, result_json
+from seqops.validation.suites import import_gx
+from seqops.validation.validate import EXAMPLES_SHOWN, ValidationResult, format_example, result_json
 
 log = logging.getLogger(__name__)
 

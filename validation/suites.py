@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from seqops.canonical import REQUIRED_COLUMNS, ROW
-from seqops.datasets import DatasetSpec
+from seqops.core.canonical import REQUIRED_COLUMNS, ROW
+from seqops.core.datasets import DatasetSpec
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_suite import ExpectationSuite
@@ -75,7 +75,7 @@ def import_gx() -> Any:
 
 
 def derive_columns(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
-    """``frame`` (a :func:`seqops.canonical.coerce` output) plus the per-series time columns.
+    """``frame`` (a :func:`seqops.core.canonical.coerce` output) plus the per-series time columns.
 
     Args:
         frame: the typed batch; left unchanged.
@@ -176,7 +176,7 @@ def build_suite(
         gxe.ExpectColumnValuesToBeOfType,
         "timestamp_type",
         "error",
-        "timestamp is typed as a zone-aware datetime (the output of seqops.canonical.coerce)",
+        "timestamp is typed as a zone-aware datetime (the output of seqops.core.canonical.coerce)",
         column="timestamp",
         type_="Timestamp",
     )

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqops.canonical import (
+from seqops.core.canonical import (
     REQUIRED_COLUMNS,
     ROW,
     TIMESTAMP_RAW,
@@ -25,8 +25,8 @@ from seqops.canonical import (
     describe_timestamp,
     raw_column,
 )
-from seqops.datasets import DatasetSpec
-from validation.suites import (
+from seqops.core.datasets import DatasetSpec
+from seqops.validation.suites import (
     DERIVED_COLUMNS,
     GRID_OFFSET,
     RULES,
@@ -165,7 +165,7 @@ def validate_batch(
     """Validate one typed batch against its dataset's suite.
 
     Args:
-        frame: the output of :func:`seqops.canonical.coerce`.
+        frame: the output of :func:`seqops.core.canonical.coerce`.
         spec: the dataset's policy.
         batch_id: the batch's id (first 16 hex chars of its sha256).
         interval: declared ``[start, end)`` of the batch (zone-aware; a bound may be None).

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-import os
 import re
 import zlib
 from pathlib import Path
@@ -62,16 +61,6 @@ def raw_column(column: str) -> str:
 # ---- reading ---------------------------------------------------------------------------------
 
 
-def max_batch_bytes() -> int:
-    """The size limit of one batch file: ``SEQOPS_MAX_BATCH_MB`` (default 500) in bytes."""
-    raw = os.environ.get("SEQOPS_MAX_BATCH_MB", "")
-    try:
-        mb = float(raw) if raw.strip() else DEFAULT_MAX_BATCH_MB
-    except ValueError as exc:
-        raise ValueError(f"SEQOPS_MAX_BATCH_MB={raw!r} is not a number of megabytes") from exc
-    return int(mb * _MB)
-
-
 def _size(n: int) -> str:
     return f"{n / _MB:.1f} MB" if n >= _MB // 10 else f"{n} bytes"
 
@@ -86,7 +75,7 @@ def read_batch(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
     Args:
         path: the batch file; the suffix decides the format.
         max_bytes: size limit of the file (and of a ``.csv.gz``'s decompressed text); default
-            from ``SEQOPS_MAX_BATCH_MB``.
+            500 MB (``Settings.max_batch_bytes``, ``SEQOPS_MAX_BATCH_MB``, is what ingestion passes).
 
     Returns:
         The table with a 0..n-1 index and an int64 ``_row`` column.
@@ -96,7 +85,7 @@ def read_batch(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
         FileNotFoundError: there is no such file.
     """
     path = Path(path)
-    limit = max_batch_bytes() if max_bytes is None else max_bytes
+    limit = int(DEFAULT_MAX_BATCH_MB * _MB) if max_bytes is None else max_bytes
     size = path.stat().st_size
     if size == 0:
         raise BatchReadError("file is empty (0 bytes): nothing was written; re-export the batch")

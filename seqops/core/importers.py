@@ -203,8 +203,12 @@ def import_pjm(
     zones: Iterable[str] | None = None,
     since: str | None = None,
     report_path: Path | None = None,
+    tz: str = "America/New_York",
 ) -> ImportReport:
-    """Import raw PJM zone files into canonical interval batches under ``out_dir``."""
+    """Import raw PJM zone files into canonical interval batches under ``out_dir``.
+
+    ``tz`` is the zone of the raw wall-clock labels (the pjm dataset's ``source_timezone``).
+    """
     import pandas as pd
 
     report = ImportReport(source=str(source))
@@ -214,7 +218,7 @@ def import_pjm(
         zone = path.name.split("_hourly")[0]
         if wanted is not None and zone not in wanted:
             continue
-        frames.append(read_pjm_zone(path, report))
+        frames.append(read_pjm_zone(path, report, tz))
     frame = pd.concat(frames, ignore_index=True)
     if since:
         frame = frame[frame["timestamp"] >= pd.Timestamp(since, tz="UTC")]

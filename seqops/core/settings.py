@@ -7,23 +7,18 @@ mix. Nothing is read or created at import time: call :func:`get_settings`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from seqops.core.datasets import DatasetSpec, WindowSpec, read_table, spec_from_table
 
 Profile = Literal["embedded", "production"]
 
 
-def _checkout_root() -> Path | None:
-    """The source checkout this package runs from (editable install), if any."""
-    root = Path(__file__).resolve().parents[1]
-    return root if (root / "pyproject.toml").is_file() and (root / "dags").is_dir() else None
-
-
 def _default_home() -> Path:
-    root = _checkout_root()
-    return (root / ".seqops") if root else (Path.home() / ".seqops")
+    return Path.home() / ".seqops"
 
 
 class Settings(BaseSettings):
@@ -36,7 +31,17 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SEQOPS_", extra="ignore")
 
-    home: Path = Field(default_factory=_default_home, description="Root of all platform state.")
+    home: Path = Field(default_factory=_default_home, description="Root of all platform state (~/.seqops).")
+    datasets_file: Path | None = Field(
+        None, description="Per-dataset facts (policy and window geometry); None = the shipped datasets.toml."
+    )
+    features_datasets: Annotated[list[str] | None, NoDecode] = Field(
+        None, description="Datasets that get Feast views (comma list); None = every dataset in the file."
+    )
+    max_batch_mb: float = Field(500.0, gt=0, description="Largest batch file accepted, in megabytes.")
+    bench_data_dir: Path | None = Field(
+        None, description="Folder holding the public benchmark datasets (m4_hourly/, ETTh1/)."
+    )
     profile: Profile = "embedded"
     host: str = Field("127.0.0.1", description="Interface every local web surface binds to.")
     airflow_port: int = 8080
@@ -56,6 +61,13 @@ class Settings(BaseSettings):
     feast_online_redis: str | None = Field(None, description="host:port[,db=N] of the Redis online store.")
     object_store_root: str | None = Field(None, description="s3://bucket/prefix for raw and curated data.")
 
+    @field_validator("features_datasets", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
     @model_validator(mode="after")
     def _production_is_complete(self) -> Settings:
         if self.profile == "production":
@@ -71,7 +83,7 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "production profile needs "
                     + ", ".join(missing)
-                    + " (see README, 'Production profile'); or set SEQOPS_PROFILE=embedded"
+                    + " (see README, 'Settings'); or set SEQOPS_PROFILE=embedded"
                 )
         return self
 
@@ -122,14 +134,31 @@ class Settings(BaseSettings):
     def secrets_dir(self) -> Path:
         return self.home / "secrets"
 
+    # ---- per-dataset facts ---------------------------------------------------------------------
+    def _datasets_table(self) -> dict[str, dict]:
+        from seqops.core.resources import datasets_file
+
+        return read_table(self.datasets_file or datasets_file())
+
+    def dataset_names(self) -> list[str]:
+        """The datasets declared in the datasets file (``default`` excluded)."""
+        return sorted(name for name in self._datasets_table() if name != "default")
+
+    def dataset(self, name: str) -> DatasetSpec:
+        """The facts of ``name``: its section laid over ``[default]`` (``[default]`` alone if absent)."""
+        return spec_from_table(self._datasets_table(), name)
+
+    def window(self, name: str) -> WindowSpec:
+        """The window geometry of dataset ``name``."""
+        return self.dataset(name).window
+
+    def feature_datasets(self) -> list[str]:
+        """Datasets that get Feast views: ``features_datasets`` or every declared dataset."""
+        return list(self.features_datasets) if self.features_datasets is not None else self.dataset_names()
+
     @property
-    def repo_root(self) -> Path:
-        root = _checkout_root()
-        if root is None:
-            raise RuntimeError(
-                "seqops is not running from a source checkout; DAGs and feature repo not found"
-            )
-        return root
+    def max_batch_bytes(self) -> int:
+        return int(self.max_batch_mb * 1024 * 1024)
 
     @property
     def tracking_uri(self) -> str:

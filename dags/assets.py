@@ -1,6 +1,8 @@
 """Airflow Assets that connect the DAGs (data-aware scheduling). Light: safe for DAG top level.
 
-Events carry ``extra`` with at least ``{"dataset": NAME}`` so a consumer knows what changed.
+The event contract, the same for every asset: ``extra["datasets"]`` is the sorted list of datasets
+the event is about. Retrain events add ``reason`` (and ``report`` when drift asked for it).
+:func:`datasets_of` reads it (and the single ``"dataset"`` key an outside system may send).
 """
 
 from __future__ import annotations
@@ -13,3 +15,12 @@ CURATED = Asset(name="seqops_curated", uri="seqops://curated")
 FEATURES = Asset(name="seqops_features", uri="seqops://features")
 #: A retrain was requested (drift, or a person): consumed by ``train_forecaster``.
 RETRAIN = Asset(name="seqops_retrain", uri="seqops://retrain")
+
+
+def datasets_of(extra: dict | None) -> list[str]:
+    """The datasets one asset event names."""
+    extra = extra or {}
+    names = set(extra.get("datasets") or [])
+    if extra.get("dataset"):
+        names.add(extra["dataset"])
+    return sorted(names)

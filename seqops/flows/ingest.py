@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from seqops.settings import Settings
-from seqops.store import BatchRef, CuratedStore, LandingZone, Quarantine, RawStore
+from seqops.core.settings import Settings
+from seqops.core.store import BatchRef, CuratedStore, LandingZone, Quarantine, RawStore
 
 
 class BatchRejected(RuntimeError):
@@ -112,19 +112,18 @@ def _interval(ref: BatchRef) -> tuple[datetime | None, datetime | None] | None:
 
 def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
     """Read, coerce and validate the raw copy. Returns (result, None) or (None, read error)."""
-    from seqops.canonical import BatchReadError, coerce, read_batch
-    from seqops.datasets import load_spec
-    from validation.validate import validate_batch
+    from seqops.core.canonical import BatchReadError, coerce, read_batch
+    from seqops.validation.validate import validate_batch
 
     try:
-        raw = read_batch(Path(ref.raw_path))
+        raw = read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes)
     except BatchReadError as exc:
         return None, str(exc)
     frame = coerce(raw)
     known = CuratedStore(settings).series(ref.dataset)
     result = validate_batch(
         frame,
-        load_spec(ref.dataset),
+        settings.dataset(ref.dataset),
         batch_id=ref.batch_id,
         interval=_interval(ref),
         known_series=known,
@@ -143,7 +142,7 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
 
     Does not publish: :func:`publish` does, from the raw copy, only for an accepted batch.
     """
-    from validation.report import write_report
+    from seqops.validation.report import write_report
 
     out_dir = report_dir(settings, ref)
     if out_dir.exists():
@@ -215,7 +214,7 @@ def publish(settings: Settings, ref: BatchRef) -> int:
 
     Refuses a batch without an accepted verdict, so a rejected batch can never leak rows.
     """
-    from seqops.canonical import coerce, read_batch, to_canonical
+    from seqops.core.canonical import coerce, read_batch, to_canonical
 
     verdict_file = report_dir(settings, ref) / "outcome.json"
     if not verdict_file.exists():
@@ -223,7 +222,7 @@ def publish(settings: Settings, ref: BatchRef) -> int:
     verdict = json.loads(verdict_file.read_text())
     if not verdict["accepted"]:
         raise BatchRejected(IngestOutcome(**verdict))
-    frame = to_canonical(coerce(read_batch(Path(ref.raw_path))))
+    frame = to_canonical(coerce(read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes)))
     written = CuratedStore(settings).write(ref.dataset, ref, frame)
     if written != verdict["rows_accepted"]:
         raise RuntimeError(

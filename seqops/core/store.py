@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from seqops.settings import Settings
+from seqops.core.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd

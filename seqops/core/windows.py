@@ -19,7 +19,7 @@ field           shape / dtype           meaning
 
 plus ``series_ids`` (index -> id), ``step`` (the regular spacing) and ``calendar_tz``.
 
-The window travels as one ``Array(Float32)`` of length L in Feast (see STACK_NOTES: one array feature
+The window travels as one ``Array(Float32)`` of length L in Feast (see docs/STACK_NOTES.md: one array feature
 beats L lag columns); the scale pair and the calendar are *derived* from the window and its origin by
 the two public functions here, so training (historical retrieval), serving (online read) and this
 module's own builder produce bit-identical model inputs when they call them on the same float32 window.
@@ -36,9 +36,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from training.config import Scaler
+from seqops.core.datasets import CALENDAR_FEATURES, Scaler
 
-CALENDAR_FEATURES: tuple[str, ...] = ("hour_sin", "hour_cos", "dow_sin", "dow_cos", "doy_sin", "doy_cos")
 _EPS = 1e-8
 
 

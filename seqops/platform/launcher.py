@@ -16,12 +16,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from seqops.settings import Settings
+from seqops.core.resources import dags_folder, demo_dir
+from seqops.core.settings import Settings
+from seqops.platform.waits import poll
 
 Progress = Callable[[str], None]
 
@@ -80,7 +81,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "SEQOPS_HOME": str(settings.home.resolve()),
         "SEQOPS_PROFILE": settings.profile,
         "AIRFLOW_HOME": str(home.resolve()),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.repo_root / "dags"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder()),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": settings.airflow_executor,
         "AIRFLOW__CORE__PARALLELISM": "4",
@@ -186,18 +187,9 @@ def init(settings: Settings, progress: Progress = print) -> None:
     )
     if settings.profile == "embedded":
         progress("initialising the MLflow tracking store ...")
-        init_mlflow(settings)
+        from seqops.registry.tracking import init_tracking_store
 
-
-def init_mlflow(settings: Settings) -> None:
-    """Create the tracking store's schema once, before any parallel use (STACK_NOTES)."""
-    (settings.mlflow_dir / "artifacts").mkdir(parents=True, exist_ok=True)
-    code = (
-        "import mlflow; from mlflow.tracking import MlflowClient; "
-        f"MlflowClient({settings.tracking_uri!r}).search_experiments()"
-    )
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
-    subprocess.run([sys.executable, "-c", code], env=env, check=True, stdout=subprocess.DEVNULL)
+        init_tracking_store(settings)
 
 
 def _pidfile(settings: Settings, name: str) -> Path:
@@ -262,12 +254,12 @@ def start(settings: Settings, progress: Progress = print) -> None:
 def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = print) -> None:
     import httpx
 
-    from seqops.airflow_client import AirflowClient
+    from seqops.platform.airflow_client import AirflowClient
 
     client = AirflowClient(airflow_url(settings), settings.admin_user, admin_password(settings))
-    deadline = time.monotonic() + timeout
     pending = {"airflow": False, "mlflow": False}
-    while time.monotonic() < deadline:
+
+    def answering() -> bool | None:
         gone = [s.name for s in services(settings) if s.name not in running(settings)]
         if gone:
             raise RuntimeError(f"{', '.join(gone)} exited during start-up; see {settings.run_dir}/<name>.log")
@@ -277,12 +269,18 @@ def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = 
                 pending["mlflow"] = httpx.get(f"{mlflow_url(settings)}/health", timeout=5).status_code == 200
             except httpx.HTTPError:
                 pass
-        if all(pending.values()):
-            progress("Airflow and MLflow answer")
-            return
-        time.sleep(2)
-    waiting = [k for k, ok in pending.items() if not ok]
-    raise RuntimeError(f"{', '.join(waiting)} did not answer within {timeout:.0f} s; see {settings.run_dir}")
+        return True if all(pending.values()) else None
+
+    poll(
+        answering,
+        timeout=timeout,
+        every=2,
+        timed_out=lambda: (
+            f"{', '.join(k for k, ok in pending.items() if not ok)} did not answer within "
+            f"{timeout:.0f} s; see {settings.run_dir}"
+        ),
+    )
+    progress("Airflow and MLflow answer")
 
 
 def stop(settings: Settings, progress: Progress = print, grace: float = 20) -> list[str]:
@@ -322,18 +320,19 @@ def stop(settings: Settings, progress: Progress = print, grace: float = 20) -> l
 
 def load_demo(settings: Settings, progress: Progress = print) -> int:
     """Import the shipped PJM demo into the landing zone, once; return the batches waiting."""
-    from seqops.importers import import_pjm
-    from seqops.store import CuratedStore, LandingZone
+    from seqops.core.importers import import_pjm
+    from seqops.core.store import CuratedStore, LandingZone
 
     if CuratedStore(settings).series("pjm"):
         progress("demo data already curated: nothing to load")
         return 0
     incoming = LandingZone(settings).incoming("pjm")
     report = import_pjm(
-        settings.repo_root / "demo" / "pjm_hourly",
+        demo_dir(),
         incoming,
         period="year",
         report_path=settings.data_dir / "reports" / "imports" / "pjm_demo.json",
+        tz=settings.dataset("pjm").source_timezone or "UTC",
     )
     progress(
         f"imported PJM demo: {report.rows_read} raw rows -> {report.rows_written} canonical rows in "
@@ -344,7 +343,7 @@ def load_demo(settings: Settings, progress: Progress = print) -> int:
 
 def up(settings: Settings, *, demo: bool = True, progress: Progress = print) -> dict:
     """Initialise, start everything, wait until it answers, and ingest the demo through Airflow."""
-    from seqops.airflow_client import AirflowClient
+    from seqops.platform.airflow_client import AirflowClient
 
     init(settings, progress)
     pending_batches = load_demo(settings, progress) if demo else 0
@@ -352,21 +351,27 @@ def up(settings: Settings, *, demo: bool = True, progress: Progress = print) -> 
     wait_healthy(settings, progress=progress)
     client = AirflowClient(airflow_url(settings), settings.admin_user, admin_password(settings))
     progress("waiting for the dag-processor to parse the DAGs ...")
-    deadline = time.monotonic() + 180
-    expected = {p.stem for p in (settings.repo_root / "dags").glob("*.py") if not p.name.startswith("_")}
-    while time.monotonic() < deadline:
-        parsed = {d["dag_id"] for d in client.dags()}
+    ignored = set((dags_folder() / ".airflowignore").read_text().replace("\\.", ".").split())
+    expected = {p.stem for p in dags_folder().glob("*.py") if p.name not in ignored}
+    seen: set[str] = set()
+
+    def all_parsed() -> set[str] | None:
+        seen.clear()
+        seen.update(d["dag_id"] for d in client.dags())
         errors = client.import_errors()
         if errors:
             detail = "; ".join(
                 f"{e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}" for e in errors
             )
             raise RuntimeError(f"DAG import errors: {detail}")
-        if expected <= parsed:
-            break
-        time.sleep(2)
-    else:
-        raise RuntimeError(f"DAGs not parsed within 180 s: missing {sorted(expected - parsed)}")
+        return set(seen) if expected <= seen else None
+
+    parsed = poll(
+        all_parsed,
+        timeout=180,
+        every=2,
+        timed_out=lambda: f"DAGs not parsed within 180 s: missing {sorted(expected - seen)}",
+    )
     for dag_id in sorted(parsed):
         client.set_paused(dag_id, False)
     result = {"dags": sorted(parsed)}
@@ -389,12 +394,12 @@ def wait_for_ingestion(
     Whichever run claims the batches (the one just triggered, or a scheduled one that started
     when the DAG was unpaused), progress is read from the verdicts the runs write.
     """
-    from seqops.ingest import run_summary
-    from seqops.store import LandingZone, RawStore
+    from seqops.core.store import LandingZone, RawStore
+    from seqops.flows.ingest import run_summary
 
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
+    last = [""]
+
+    def done() -> dict | None:
         refs = [r.to_dict() for r in RawStore(settings).refs(dataset)]
         summary = run_summary(settings, refs)
         waiting = len(LandingZone(settings).pending(dataset))
@@ -405,9 +410,9 @@ def wait_for_ingestion(
             f"  {len(summary['published'])} published, {len(summary['rejected'])} quarantined, "
             f"{len(summary['unfinished']) + waiting} to go"
         )
-        if line != last:
+        if line != last[0]:
             progress(line)
-            last = line
+            last[0] = line
         if not active and not waiting and not summary["unfinished"]:
             progress(summary["text"])
             if summary["rejected"]:
@@ -416,17 +421,25 @@ def wait_for_ingestion(
                     f"{settings.quarantine_dir / dataset} and {airflow_url(settings)}/dags/ingest_sequences"
                 )
             return {k: v for k, v in summary.items() if k != "text"}
-        time.sleep(3)
-    raise RuntimeError(f"demo ingestion did not finish within {timeout:.0f} s: see {airflow_url(settings)}")
+        return None
+
+    return poll(
+        done,
+        timeout=timeout,
+        every=3,
+        timed_out=lambda: (
+            f"demo ingestion did not finish within {timeout:.0f} s: see {airflow_url(settings)}"
+        ),
+    )
 
 
 def wait_for_asset_run(
     settings: Settings, client, dag_id: str, *, timeout: float = 1800, progress: Progress = print
 ) -> str:
     """Wait for the asset-triggered run of ``dag_id`` to be created and to finish; its state."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
+    last = [""]
+
+    def finished() -> str | None:
         runs = client.request(
             "GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 1}
         )["dag_runs"]
@@ -435,16 +448,22 @@ def wait_for_asset_run(
             tis = client.task_instances(dag_id, run["dag_run_id"])
             done = sum(ti["state"] in {"success", "failed", "skipped", "upstream_failed"} for ti in tis)
             line = f"  {dag_id} {run['state']}: {done}/{len(tis)} task instances finished"
-            if line != last:
+            if line != last[0]:
                 progress(line)
-                last = line
+                last[0] = line
             if run["state"] in {"success", "failed"}:
                 if run["state"] == "failed":
                     raise RuntimeError(
                         f"{dag_id} run {run['dag_run_id']} failed: see {airflow_url(settings)}/dags/{dag_id}"
                     )
                 return run["state"]
-        time.sleep(3)
-    raise RuntimeError(
-        f"{dag_id} did not finish within {timeout:.0f} s: see {airflow_url(settings)}/dags/{dag_id}"
+        return None
+
+    return poll(
+        finished,
+        timeout=timeout,
+        every=3,
+        timed_out=lambda: (
+            f"{dag_id} did not finish within {timeout:.0f} s: see {airflow_url(settings)}/dags/{dag_id}"
+        ),
     )

@@ -6,7 +6,6 @@ api-server only: tasks never touch the metadata database (Airflow 3 forbids it).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -90,18 +89,27 @@ class AirflowClient:
         progress: Callable[[str], None] | None = None,
     ) -> str:
         """Block until the run ends; return its final state. Reports task progress as it goes."""
-        deadline = time.monotonic() + timeout
-        last = ""
-        while time.monotonic() < deadline:
+        from seqops.platform.waits import poll as poll_until
+
+        last = [""]
+
+        def finished() -> str | None:
             state = self.dag_run(dag_id, run_id)["state"]
             if progress is not None:
                 tis = self.task_instances(dag_id, run_id)
                 done = sum(ti["state"] in {"success", "failed", "skipped", "upstream_failed"} for ti in tis)
                 line = f"{dag_id} {state}: {done}/{len(tis)} task instances finished"
-                if line != last:
+                if line != last[0]:
                     progress(line)
-                    last = line
-            if state in {"success", "failed"}:
-                return state
-            time.sleep(poll)
-        raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s")
+                    last[0] = line
+            return state if state in {"success", "failed"} else None
+
+        try:
+            return poll_until(
+                finished,
+                timeout=timeout,
+                every=poll,
+                timed_out=lambda: f"{dag_id} run {run_id} did not finish within {timeout:.0f} s",
+            )
+        except TimeoutError as exc:
+            raise AirflowError(str(exc)) from None

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from seqops.settings import Settings
+from seqops.core.settings import Settings
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

@@ -13,7 +13,7 @@ scale views)
     feature, so a reader can see which row it got), ``x`` list<float32> of L values oldest first,
     ``calendar`` list<float32> of H x C calendar features of the H target steps (row-major
     ``[h, c]``), ``scale_loc`` / ``scale_scale`` float32 (the per-window pair of
-    ``training.windows.window_scale``).
+    ``seqops.core.windows.window_scale``).
 ``targets.parquet`` (one row per origin whose H next values are all known; the label view)
     ``series_id``, ``origin`` timestamp[us, UTC], ``y`` list<float32> of H values.
 
@@ -35,8 +35,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from features.config import CALENDAR_FEATURES, WindowSpec, names, window_spec
-from seqops.settings import Settings, get_settings
+from seqops.core.datasets import CALENDAR_FEATURES, WindowSpec
+from seqops.core.settings import Settings
+from seqops.feature_repo.names import names
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -131,7 +132,7 @@ def cut_series(frame: pd.DataFrame, spec: WindowSpec) -> tuple[pa.Table, pa.Tabl
     import numpy as np
     import pyarrow as pa
 
-    from training.windows import windows_from_frame
+    from seqops.core.windows import windows_from_frame
 
     ws = windows_from_frame(
         frame,
@@ -143,7 +144,7 @@ def cut_series(frame: pd.DataFrame, spec: WindowSpec) -> tuple[pa.Table, pa.Tabl
         freq=spec.step,
         require_target=False,  # the latest windows have no targets yet: serving needs them
     )
-    assert ws.n_calendar == len(CALENDAR_FEATURES), "calendar features changed in training.windows"
+    assert ws.n_calendar == len(CALENDAR_FEATURES), "calendar features changed in seqops.core.windows"
     sid = np.asarray(ws.series_ids, dtype=object)[ws.series_idx]
     end_us = ws.origin.astype("datetime64[us]")
     end_ts = pa.array(end_us.astype(np.int64), type=pa.timestamp("us", tz="UTC"))
@@ -171,9 +172,7 @@ def cut_series(frame: pd.DataFrame, spec: WindowSpec) -> tuple[pa.Table, pa.Tabl
     return windows, targets
 
 
-def build_windows(
-    dataset: str, *, settings: Settings | None = None, spec: WindowSpec | None = None
-) -> WindowBuild:
+def build_windows(dataset: str, *, settings: Settings, spec: WindowSpec | None = None) -> WindowBuild:
     """Rebuild the window and target tables of ``dataset`` from the curated store.
 
     Series by series, so memory stays bounded by the longest series. Both files are replaced
@@ -182,18 +181,17 @@ def build_windows(
 
     Args:
         dataset: curated dataset name.
-        settings: platform settings (default: the environment).
-        spec: window geometry (default: :func:`features.config.window_spec`).
+        settings: platform settings.
+        spec: window geometry (default: ``settings.window(dataset)``).
 
     Returns:
         Paths and counts of what was written.
     """
     import pyarrow.parquet as pq
 
-    from seqops.store import CuratedStore
+    from seqops.core.store import CuratedStore
 
-    settings = settings or get_settings()
-    spec = spec or window_spec(dataset)
+    spec = spec or settings.window(dataset)
     store = CuratedStore(settings)
     series_ids = sorted(store.series(dataset))
     wpath, tpath = windows_path(settings, dataset), targets_path(settings, dataset)

@@ -2,7 +2,7 @@
 
 Why not ``mlflow.pytorch.log_model``: outside Databricks it now saves a ``torch.export`` program,
 which fixes the batch/sequence shapes to the input example's and loads as a module that cannot
-``.train()`` again (STACK_NOTES). Here the artifact is a plain torch file holding the state_dict,
+``.train()`` again (docs/STACK_NOTES.md). Here the artifact is a plain torch file holding the state_dict,
 the :class:`TrainConfig`, the series index, the step and the calendar zone; the module is rebuilt
 from code on load, so the same artifact serves (pyfunc ``predict``) and trains further
 (:func:`load_for_training`).
@@ -31,10 +31,10 @@ import torch
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, Schema
 
-from training.config import TrainConfig
-from training.model import LSTMForecaster
-from training.train import predict as predict_windows
-from training.windows import WindowSet, windows_from_arrays
+from seqops.core.windows import WindowSet, windows_from_arrays
+from seqops.training.config import TrainConfig
+from seqops.training.model import LSTMForecaster
+from seqops.training.train import predict as predict_windows
 
 ARTIFACT_KEY = "forecaster"
 _BUNDLE_FILE = "forecaster.pt"
@@ -216,7 +216,7 @@ def log_model(
 
 
 def bundle_from_fit(result: Any, windows: WindowSet) -> ForecasterBundle:
-    """Bundle a :class:`training.train.FitResult` with the step and zone of its training windows."""
+    """Bundle a :class:`seqops.training.train.FitResult` with the step and zone of its training windows."""
     return ForecasterBundle(
         model=result.model,
         config=result.config,
@@ -239,7 +239,7 @@ def load_bundle(model_uri: str) -> ForecasterBundle:
 
 
 def load_for_training(model_uri: str) -> tuple[LSTMForecaster, TrainConfig]:
-    """The logged module (in train mode, on CPU) and its config, ready for :func:`training.train.fit`."""
+    """The logged module (in train mode, on CPU) and its config, ready for ``seqops.training.train.fit``."""
     bundle = load_bundle(model_uri)
     bundle.model.train()
     return bundle.model, bundle.config
