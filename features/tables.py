@@ -172,10 +172,22 @@ def cut_series(frame: pd.DataFrame, spec: WindowSpec) -> tuple[pa.Table, pa.Tabl
     return windows, targets
 
 
+SERIES_PER_READ = 64  # series read from the curated table per scan: bounds memory and scans
+
+
+def _series_frames(store, dataset: str, series_ids: list[str]):
+    """(series id, its canonical rows) in id order, reading the table once per group of series."""
+    for i in range(0, len(series_ids), SERIES_PER_READ):
+        group = series_ids[i : i + SERIES_PER_READ]
+        block = store.read(dataset, series_ids=group, columns=["series_id", "timestamp", "value"])
+        for sid, frame in block.groupby("series_id", sort=True):
+            yield sid, frame.reset_index(drop=True)
+
+
 def build_windows(dataset: str, *, settings: Settings, spec: WindowSpec | None = None) -> WindowBuild:
     """Rebuild the window and target tables of ``dataset`` from the curated store.
 
-    Series by series, so memory stays bounded by the longest series. Both files are replaced
+    Series by series (read 64 at a time), so memory stays bounded by the longest series group. Both files are replaced
     atomically; a rebuild of unchanged curated data writes the same rows. In the production profile
     the tables are then loaded into the PostgreSQL offline store (:func:`load_into_postgres`).
 
@@ -205,11 +217,8 @@ def build_windows(dataset: str, *, settings: Settings, spec: WindowSpec | None =
         pq.ParquetWriter(wtmp, wschema, compression="zstd") as wout,
         pq.ParquetWriter(ttmp, tschema, compression="zstd") as tout,
     ):
-        for sid in series_ids:
-            frame = store.read(dataset, series_ids=[sid])
-            if frame.empty:
-                continue
-            windows, targets = cut_series(frame[["series_id", "timestamp", "value"]], spec)
+        for sid, frame in _series_frames(store, dataset, series_ids):
+            windows, targets = cut_series(frame, spec)
             if windows.num_rows:
                 wout.write_table(windows, row_group_size=ROW_GROUP_ROWS)
                 n_series += 1

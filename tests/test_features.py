@@ -27,6 +27,7 @@ import pytest
 from seqops.core.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[1]
+SYNTH_DATASETS = Path(__file__).with_name("datasets_synth.toml")  # declares dataset "synth"
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
 HOUR = pd.Timedelta(hours=1)
 L, H = 168, 24
@@ -71,6 +72,7 @@ def fx(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SEQOPS_HOME", str(tmp_path_factory.mktemp("features-home")))
         mp.setenv("SEQOPS_FEATURES_DATASETS", "synth")
+        mp.setenv("SEQOPS_DATASETS_FILE", str(SYNTH_DATASETS))
         mp.delenv("SEQOPS_PROFILE", raising=False)
         from seqops.core.settings import get_settings
         from seqops.features import store
@@ -454,6 +456,7 @@ def test_plain_feast_cli_reads_what_seqops_applied(tmp_path):
     from seqops.core.resources import feature_repo_dir
 
     env = {**os.environ, "SEQOPS_HOME": str(tmp_path / "home"), "SEQOPS_FEATURES_DATASETS": "synth"}
+    env["SEQOPS_DATASETS_FILE"] = str(SYNTH_DATASETS)
     env.pop("SEQOPS_PROFILE", None)
     bin_dir = Path(sys.executable).parent
     applied = subprocess.run(

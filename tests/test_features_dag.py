@@ -56,6 +56,7 @@ def test_dag_run_builds_applies_materializes_checks_and_emits(airflow_db, monkey
     from seqops.core.settings import get_settings
 
     monkeypatch.setenv("SEQOPS_FEATURES_DATASETS", "synth")
+    monkeypatch.setenv("SEQOPS_DATASETS_FILE", str(Path(__file__).with_name("datasets_synth.toml")))
     settings = get_settings()
     first, correction = synthetic_frames()
     write_batch(settings, "synth", "b1", first, datetime(2024, 2, 1, tzinfo=UTC))

@@ -72,6 +72,7 @@ def prod(servers, tmp_path_factory):
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("SEQOPS_HOME", str(tmp_path_factory.mktemp("features-prod-home")))
             mp.setenv("SEQOPS_FEATURES_DATASETS", "synth")
+            mp.setenv("SEQOPS_DATASETS_FILE", str(Path(__file__).with_name("datasets_synth.toml")))
             mp.setenv("SEQOPS_PROFILE", "production")
             mp.setenv("SEQOPS_FEAST_REGISTRY_URL", url)
             mp.setenv("SEQOPS_FEAST_OFFLINE_PG_URL", url)

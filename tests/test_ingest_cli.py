@@ -146,10 +146,11 @@ def test_same_batch_twice_changes_nothing(home, tmp_path):
     path = tmp_path / "clean.csv"
     path.write_bytes(_csv(*GOOD_ROWS))
     _, first = _ingest(path)
-    files = {p: p.read_bytes() for p in CuratedStore(home).files("default")}
+    files = CuratedStore(home).files("default")
     _, second = _ingest(path)
     assert first["batch_id"] == second["batch_id"]
-    assert {p: p.read_bytes() for p in CuratedStore(home).files("default")} == files
+    assert first["table_version"] == second["table_version"] == 0  # one commit, never a second
+    assert CuratedStore(home).files("default") == files and CuratedStore(home).version("default") == 0
 
 
 def test_short_gap_is_accepted_with_a_warning(home, tmp_path):

@@ -194,7 +194,8 @@ def test_missing_columns_give_a_result_not_an_exception():
     assert [o.rule for o in result.errors()] == ["schema"]
     assert result.errors()[0].detail == "missing timestamp, value; found 'series_id'"
     assert {o.rule for o in result.outcomes} == {
-        "schema", "row_count", "series_id_present", "series_id_not_blank", "known_series",
+        "schema", "row_count", "series_id_present", "series_id_not_blank", "series_id_canonical",
+        "known_series",
     }  # fmt: skip
     nothing = validate(coerce(pd.DataFrame()))
     assert [o.rule for o in nothing.errors()] == ["schema", "row_count"]

@@ -19,6 +19,8 @@ GX is imported inside the functions: DAG files and the CLI import this module.
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from seqops.core.canonical import REQUIRED_COLUMNS, ROW
+from seqops.core.canonical import REQUIRED_COLUMNS, ROW, covariate_columns, raw_column
 from seqops.core.datasets import DatasetSpec
 
 if TYPE_CHECKING:
@@ -35,7 +37,20 @@ if TYPE_CHECKING:
 GRID_OFFSET = "_grid_offset"
 STEP = "_step"
 TOLERATED_STEP = "_tolerated_step"
-DERIVED_COLUMNS = (GRID_OFFSET, STEP, TOLERATED_STEP)
+SERIES_ID_CANONICAL = "_series_id_canonical"
+NUMBERS_EXACT = "_numbers_exact"
+#: derived column -> the batch column a person should look at
+DERIVED_COLUMNS = {
+    GRID_OFFSET: "timestamp",
+    STEP: "timestamp",
+    TOLERATED_STEP: "timestamp",
+    SERIES_ID_CANONICAL: "series_id",
+    NUMBERS_EXACT: "value",
+}
+#: the identity rule for series ids (see :func:`series_id_problem`)
+MAX_SERIES_ID_CHARS = 200
+# a number written with an exponent and a non-zero mantissa: parsing it to 0.0 lost it (underflow)
+_NONZERO_EXPONENT = re.compile(r"\s*[+-]?(?:\d*[1-9]\d*(?:\.\d*)?|\d*\.\d*[1-9]\d*)[eE][+-]?\d+\s*")
 
 # Every rule, in the order reports list them.
 RULES = (
@@ -45,10 +60,12 @@ RULES = (
     "value_type",
     "series_id_present",
     "series_id_not_blank",
+    "series_id_canonical",
     "timestamp_parseable",
     "key_unique",
     "value_present",
     "value_finite",
+    "number_representable",
     "value_plausible",
     "covariate_present",
     "covariate_type",
@@ -74,6 +91,36 @@ def import_gx() -> Any:
     return gx
 
 
+def series_id_problem(series_id: object) -> str | None:
+    """Why ``series_id`` is not a canonical identity, or None.
+
+    The rule: text as given is the identity, so it must not hide a second spelling of itself:
+    no leading or trailing whitespace (" lead" would split from "lead"), Unicode NFC (an NFD "é"
+    would split from the NFC one), no control characters, at most 200 characters.
+    """
+    if not isinstance(series_id, str) or not series_id.strip():
+        return None  # missing and blank ids have their own rules
+    if series_id != series_id.strip():
+        return "leading or trailing whitespace"
+    if not unicodedata.is_normalized("NFC", series_id):
+        return "not Unicode NFC (normalize it: the same name in NFD would be another series)"
+    if any(unicodedata.category(ch).startswith("C") for ch in series_id):
+        return "control or invisible format characters"
+    if len(series_id) > MAX_SERIES_ID_CHARS:
+        return f"longer than {MAX_SERIES_ID_CHARS} characters"
+    return None
+
+
+def _lost_to_underflow(parsed: pd.Series, raw: pd.Series) -> pd.Series:
+    """True where a non-zero number written with an exponent parsed to 0.0 (e.g. 1e-400)."""
+    zero = parsed.eq(0.0).fillna(False).to_numpy(dtype=bool)
+    lost = np.zeros(len(parsed), dtype=bool)
+    if zero.any():
+        text = raw[zero].map(lambda v: isinstance(v, str) and bool(_NONZERO_EXPONENT.fullmatch(v)))
+        lost[zero] = text.to_numpy(dtype=bool)
+    return pd.Series(lost, index=parsed.index)
+
+
 def derive_columns(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     """``frame`` (a :func:`seqops.core.canonical.coerce` output) plus the per-series time columns.
 
@@ -88,6 +135,17 @@ def derive_columns(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
     out = frame.reset_index(drop=True).copy()
     if ROW not in out:
         out[ROW] = np.arange(1, len(out) + 1, dtype="int64")
+    if "series_id" in out:
+        problems = {s: series_id_problem(s) for s in out["series_id"].dropna().unique()}
+        canonical = out["series_id"].map(lambda s: None if s is None else float(problems.get(s) is None))
+        out[SERIES_ID_CANONICAL] = canonical.astype("float64")
+    if "value" in out:
+        lost = np.zeros(len(out), dtype=bool)
+        for name in ("value", *covariate_columns(out)):
+            raw_name = raw_column(name)
+            if name in out and raw_name in out:
+                lost |= _lost_to_underflow(out[name], out[raw_name]).to_numpy()
+        out[NUMBERS_EXACT] = np.where(lost, 0.0, 1.0)
     if "series_id" not in out or "timestamp" not in out:
         return out
     step_ns = int(pd.Timedelta(spec.step).value)
@@ -212,6 +270,16 @@ def build_suite(
         regex=r"\S",
     )
     add(
+        gxe.ExpectColumnValuesToBeBetween,
+        "series_id_canonical",
+        "error",
+        "series_id is its own only spelling: no leading/trailing whitespace, Unicode NFC, no control "
+        f"characters, at most {MAX_SERIES_ID_CHARS} characters",
+        column=SERIES_ID_CANONICAL,
+        min_value=1.0,
+        max_value=1.0,
+    )
+    add(
         gxe.ExpectColumnValuesToNotBeNull,
         "timestamp_parseable",
         "error",
@@ -244,6 +312,15 @@ def build_suite(
         column="value",
         min_value=-_FLOAT_MAX,
         max_value=_FLOAT_MAX,
+    )
+    add(
+        gxe.ExpectColumnValuesToBeBetween,
+        "number_representable",
+        "error",
+        "every number keeps its value as float64 (a non-zero number like 1e-400 would become 0)",
+        column=NUMBERS_EXACT,
+        min_value=1.0,
+        max_value=1.0,
     )
     if spec.value_min is not None or spec.value_max is not None:
         low = "-inf" if spec.value_min is None else f"{spec.value_min:g}"

@@ -103,8 +103,8 @@ class ValidationResult:
             f"{verdict}: dataset {self.dataset}, batch {self.batch_id}, {self.row_count} rows; {counts}."
         ]
         for outcome in [*errors, *warnings]:
-            # Derived columns are the timestamp seen per series.
-            shown = "timestamp" if outcome.column in DERIVED_COLUMNS else outcome.column
+            # A derived column stands for the batch column it checks.
+            shown = DERIVED_COLUMNS.get(outcome.column, outcome.column)
             where = f" [{shown}]" if shown else ""
             detail = f" ({outcome.detail})" if outcome.detail else ""
             lines.append(f"{outcome.severity.upper()} {outcome.rule}{where}: {outcome.policy}{detail}")

@@ -27,6 +27,11 @@ import numpy as np
 import pandas as pd
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("series_id", "timestamp", "value")
+#: columns the curated store adds to every row (lineage), and its partition column
+LINEAGE_COLUMNS: tuple[str, ...] = ("batch_id", "landed_at")
+PARTITION_COLUMN = "month"
+RESERVED_COLUMNS: tuple[str, ...] = (*LINEAGE_COLUMNS, PARTITION_COLUMN)
+_EXACT_INT = 2**53  # float64 holds every integer up to here exactly
 ROW = "_row"
 TIMESTAMP_RAW = "_timestamp_raw"
 VALUE_RAW = "_value_raw"
@@ -110,6 +115,12 @@ def read_batch(path: Path, *, max_bytes: int | None = None) -> pd.DataFrame:
             f"column {reserved[0]!r} is reserved: names starting with '_' are seqops helper columns; "
             "rename or drop it"
         )
+    lineage = [c for c in frame.columns if str(c) in RESERVED_COLUMNS]
+    if lineage:
+        raise BatchReadError(
+            f"column {lineage[0]!r} is reserved: the curated store writes {', '.join(RESERVED_COLUMNS)} "
+            "itself (lineage); rename the column"
+        )
     frame[ROW] = rows
     return frame
 
@@ -140,6 +151,24 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     duplicated = [c for c in table.column_names if table.column_names.count(c) > 1]
     if duplicated:
         raise BatchReadError(f"column {duplicated[0]!r} appears more than once; keep one")
+    if "series_id" in frame and pa.types.is_floating(table.schema.field("series_id").type):
+        raise BatchReadError(
+            "series_id is a floating-point column: ids 7.0 and 7 would become two series; "
+            "write series_id as text or as an integer column"
+        )
+    import pyarrow.compute as pc
+
+    for name in table.column_names:
+        if name != "series_id" and pa.types.is_integer(table.schema.field(name).type):
+            column = table.column(name).cast(pa.int64())  # (uint64 beyond int64 fails: reported as corrupt)
+            beyond = pc.greater(pc.abs(column), pa.scalar(_EXACT_INT, pa.int64())).fill_null(False)
+            big = np.flatnonzero(beyond.to_numpy(zero_copy_only=False))
+            if len(big):
+                raise BatchReadError(
+                    f"column {name!r} row {big[0] + 1} holds {frame[name].iloc[big[0]]}, beyond the "
+                    f"integers float64 holds exactly (2^53); {len(big)} such value(s). Send them "
+                    "as floating point on purpose, or rescale"
+                )
     return frame.reset_index(drop=True)
 
 
@@ -233,6 +262,12 @@ def _read_csv(path: Path, limit: int) -> tuple[pd.DataFrame, np.ndarray]:
         raise BatchReadError(
             f"line {line} has {count} fields but the header has {len(header)}{more}: rows must "
             f"have one field per column (quote values that contain commas).{cut}"
+        )
+    if rows and not text.endswith(("\n", "\r")):
+        raise BatchReadError(
+            f"the file does not end with a line break: its last line (line {last_start}) may have been "
+            "cut short in transfer, and a cut row can still parse (12.5 -> 12). Re-send the whole "
+            "file; a complete CSV ends with a newline"
         )
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
     frame = pd.DataFrame(

@@ -17,6 +17,10 @@ from seqops.core.datasets import DatasetSpec, WindowSpec, read_table, spec_from_
 Profile = Literal["embedded", "production"]
 
 
+class UnknownDatasetError(ValueError):
+    """A dataset name that the datasets file does not declare."""
+
+
 def _default_home() -> Path:
     return Path.home() / ".seqops"
 
@@ -145,8 +149,23 @@ class Settings(BaseSettings):
         return sorted(name for name in self._datasets_table() if name != "default")
 
     def dataset(self, name: str) -> DatasetSpec:
-        """The facts of ``name``: its section laid over ``[default]`` (``[default]`` alone if absent)."""
-        return spec_from_table(self._datasets_table(), name)
+        """The facts of dataset ``name``: its section laid over ``[default]``.
+
+        Raises:
+            UnknownDatasetError: ``name`` is not declared in the datasets file (``default`` is: the
+                defaults alone, for data with no policy of its own).
+        """
+        table = self._datasets_table()
+        if name not in table:
+            known = sorted(table)
+            close = [k for k in known if k.lower() == str(name).lower()]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UnknownDatasetError(
+                f"unknown dataset {name!r}{hint}: declared are {', '.join(known)}. Add a section "
+                f"[{name}] to {self.datasets_file or 'the datasets file'} (SEQOPS_DATASETS_FILE) "
+                "to give it a policy."
+            )
+        return spec_from_table(table, name)
 
     def window(self, name: str) -> WindowSpec:
         """The window geometry of dataset ``name``."""

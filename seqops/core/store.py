@@ -2,27 +2,47 @@
 
 Nothing here validates: it moves bytes and rows, and never deletes a batch. The invariant the
 ingestion stages keep with these stores: every landed batch has a raw copy, and ends up either
-entirely in the curated store or entirely in the quarantine.
+entirely in the curated store (one Delta Lake commit) or entirely in the quarantine, never both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
-from collections.abc import Iterable
+import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
+from seqops.core.canonical import LINEAGE_COLUMNS, PARTITION_COLUMN, RESERVED_COLUMNS
 from seqops.core.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     import pandas as pd
+    from deltalake import DeltaTable
 
 BATCH_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+#: the curated table's partition column: the UTC month of ``timestamp`` ("2020-01")
+PARTITION = PARTITION_COLUMN
+#: commit metadata key naming the batch a curated commit published
+BATCH_KEY = "seqops.batch_id"
+_DATASET_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` if it is a safe dataset name (lowercase letters, digits, ``_``); else ValueError."""
+    if not _DATASET_NAME.fullmatch(name or ""):
+        raise ValueError(
+            f"dataset name {name!r} is not valid: use lowercase letters, digits and '_' "
+            "(starting with a letter, at most 64 characters), as declared in datasets.toml"
+        )
+    return name
 
 
 def batch_suffix(path: Path) -> str:
@@ -41,6 +61,49 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step: a reader sees the old file or the new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _create_once(path: Path, text: str) -> bool:
+    """Create ``path`` with ``text`` unless it exists (atomic, safe against a concurrent creator)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # fails if another process created it first
+            return True
+        except FileExistsError:
+            return False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def landing_id(sha256: str, name: str, interval: tuple[str | None, str | None]) -> str:
+    """A landing's id: its bytes, its file name and its declared interval.
+
+    A re-send under a corrected name or interval is a new landing with a fresh verdict; the same
+    bytes under the same name and interval are the same landing.
+    """
+    key = "\n".join([sha256, name, interval[0] or "", interval[1] or ""])
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
 @dataclass(frozen=True)
 class BatchRef:
     """A landed batch: small enough to pass through XCom."""
@@ -50,7 +113,7 @@ class BatchRef:
     sha256: str
     raw_path: str
     original_name: str
-    landed_at: str  # ISO 8601 UTC; the first time these bytes landed
+    landed_at: str  # ISO 8601 UTC; the first time this landing happened
     interval_start: str | None = None
     interval_end: str | None = None
     bytes: int = 0
@@ -64,7 +127,8 @@ class BatchRef:
 
 
 class RawStore:
-    """Immutable, content-addressed copies of every batch: ``raw/<dataset>/<sha256><suffix>``."""
+    """Immutable copies of every batch: ``raw/<dataset>/<sha256><suffix>`` (content-addressed,
+    stored once), and one record per landing in ``raw/<dataset>/landings/<batch_id>.json``."""
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.raw_dir
@@ -76,21 +140,25 @@ class RawStore:
         *,
         interval: tuple[str | None, str | None] = (None, None),
     ) -> BatchRef:
-        """Copy ``path`` in (once); return its reference. Landing the same bytes again is a no-op."""
-        sha = sha256_of(path)
-        folder = self.root / dataset
+        """Copy ``path`` in (its bytes once) and record the landing; landing it again is a no-op."""
+        folder = self.root / check_dataset_name(dataset)
         folder.mkdir(parents=True, exist_ok=True)
+        sha = sha256_of(path)
         target = folder / f"{sha}{batch_suffix(path)}"
-        meta_path = folder / f"{sha}.json"
-        if meta_path.exists():
-            return BatchRef.from_dict(json.loads(meta_path.read_text()))
-        tmp = target.with_name(target.name + ".part")
-        shutil.copyfile(path, tmp)
-        tmp.replace(target)
-        target.chmod(0o444)
+        if not target.exists():
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{sha[:16]}.", suffix=".part")
+            os.close(fd)
+            try:
+                shutil.copyfile(path, tmp)
+                os.chmod(tmp, 0o444)
+                os.replace(tmp, target)  # a concurrent copy of the same bytes replaces it with the same
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        batch_id = landing_id(sha, path.name, interval)
+        record = folder / "landings" / f"{batch_id}.json"
         ref = BatchRef(
             dataset=dataset,
-            batch_id=sha[:16],
+            batch_id=batch_id,
             sha256=sha,
             raw_path=str(target),
             original_name=path.name,
@@ -99,11 +167,12 @@ class RawStore:
             interval_end=interval[1],
             bytes=target.stat().st_size,
         )
-        meta_path.write_text(json.dumps(ref.to_dict(), indent=2))
-        return ref
+        if _create_once(record, json.dumps(ref.to_dict(), indent=2)):
+            return ref
+        return BatchRef.from_dict(json.loads(record.read_text()))  # landed before: the first landing
 
     def refs(self, dataset: str) -> list[BatchRef]:
-        folder = self.root / dataset
+        folder = self.root / check_dataset_name(dataset) / "landings"
         return [BatchRef.from_dict(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
 
 
@@ -114,7 +183,7 @@ class LandingZone:
         self.root = settings.landing_dir
 
     def incoming(self, dataset: str) -> Path:
-        path = self.root / dataset / "incoming"
+        path = self.root / check_dataset_name(dataset) / "incoming"
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -133,58 +202,136 @@ class LandingZone:
 
     def archive(self, path: Path, dataset: str) -> None:
         """Move a file that now has a raw copy out of ``incoming`` (kept, never deleted)."""
-        done = self.root / dataset / "landed"
+        done = self.root / check_dataset_name(dataset) / "landed"
         done.mkdir(parents=True, exist_ok=True)
         for item in (path, path.with_name(path.name + ".meta.json")):
             if item.exists():
                 item.replace(done / item.name)
 
 
-def _series_dir(root: Path, series_id: str) -> Path:
-    return root / f"series_id={quote(series_id, safe='')}"
+@dataclass(frozen=True)
+class Published:
+    """What publishing one batch did: its rows, the table version that holds them, and whether
+    this call wrote them (False: an earlier publish of the same batch did)."""
+
+    rows: int
+    version: int
+    new: bool
 
 
 class CuratedStore:
-    """Validated rows only: ``curated/<dataset>/series_id=<id>/batch=<batch_id>.parquet``.
+    """Validated rows only: one Delta Lake table per dataset at ``curated/<dataset>/``.
 
-    Files are written per (series, batch), so re-publishing a batch rewrites the same files with the
-    same content. Reads resolve overlaps between batches: for one (series_id, timestamp) the row of
-    the batch landed last wins, which makes a later batch a correction of an earlier one.
+    Every published batch is one Delta commit (all of its rows visible, or none), an upsert on
+    (series_id, timestamp) in which the batch landed last wins, so a later batch corrects an earlier
+    one and re-publishing an older batch changes nothing. New covariate columns evolve the schema.
+    The commit carries the batch id; its table version is the data version a training run or a
+    forecast records, and ``read(..., version=v)`` reads the table as it was then. The table is
+    partitioned by the UTC month of ``timestamp`` so a merge rewrites only the months it touches.
     """
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.curated_dir
 
-    def dataset_dir(self, dataset: str) -> Path:
-        return self.root / dataset
+    def table_uri(self, dataset: str) -> str:
+        return str(self.root / check_dataset_name(dataset))
 
-    def write(self, dataset: str, ref: BatchRef, frame: pd.DataFrame) -> int:
-        """Publish a validated canonical frame of ``ref``; return the number of rows written."""
+    def _table(self, dataset: str, version: int | None = None) -> DeltaTable | None:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(self.table_uri(dataset), version=version)
+        except TableNotFoundError:
+            return None
+
+    def version(self, dataset: str) -> int | None:
+        """The table's current version (None before the first batch)."""
+        table = self._table(dataset)
+        return None if table is None else table.version()
+
+    def published(self, dataset: str) -> dict[str, int]:
+        """Every published batch of ``dataset`` and the table version that published it."""
+        table = self._table(dataset)
+        if table is None:
+            return {}
+        return {c[BATCH_KEY]: int(c["version"]) for c in table.history() if c.get(BATCH_KEY)}
+
+    def batch_version(self, dataset: str, batch_id: str) -> int | None:
+        """The version whose commit published ``batch_id``, or None if it never was."""
+        return self.published(dataset).get(batch_id)
+
+    def files(self, dataset: str, version: int | None = None) -> list[str]:
+        """The data files of the table (at ``version``): unique names, so they identify the data."""
+        table = self._table(dataset, version)
+        return sorted(table.file_uris()) if table is not None else []
+
+    def has_batch(self, dataset: str, batch_id: str) -> bool:
+        return self.batch_version(dataset, batch_id) is not None
+
+    def write(self, dataset: str, ref: BatchRef, frame: pd.DataFrame) -> Published:
+        """Publish a validated canonical frame of ``ref`` as one commit; idempotent per batch.
+
+        Returns:
+            The rows the batch holds and the table version that published them (the earlier
+            version when the batch was published before: nothing is written twice).
+        """
         import pyarrow as pa
-        import pyarrow.parquet as pq
+        from deltalake import CommitProperties, write_deltalake
+        from deltalake.exceptions import CommitFailedError, DeltaError
 
+        clash = sorted(set(frame.columns) & set(RESERVED_COLUMNS))
+        if clash:
+            raise ValueError(f"columns {clash} are reserved for lineage; rename them in the source")
         out = frame.copy()
         out["timestamp"] = out["timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
         out["batch_id"] = ref.batch_id
-        out["landed_at"] = datetime.fromisoformat(ref.landed_at)
-        out["landed_at"] = out["landed_at"].astype("datetime64[us, UTC]")
-        written = 0
-        for series_id, part in out.groupby("series_id", sort=True):
-            folder = _series_dir(self.dataset_dir(dataset), str(series_id))
-            folder.mkdir(parents=True, exist_ok=True)
-            target = folder / f"batch={ref.batch_id}.parquet"
-            tmp = target.with_name(target.name + ".part")
-            table = pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False)
-            pq.write_table(table, tmp)
-            tmp.replace(target)
-            written += len(part)
-        return written
-
-    def files(self, dataset: str, series_ids: Iterable[str] | None = None) -> list[Path]:
-        root = self.dataset_dir(dataset)
-        if series_ids is None:
-            return sorted(root.glob("series_id=*/batch=*.parquet"))
-        return sorted(p for s in series_ids for p in _series_dir(root, s).glob("batch=*.parquet"))
+        out["landed_at"] = _timestamp_us(ref.landed_at)
+        out[PARTITION] = out["timestamp"].dt.strftime("%Y-%m")
+        source = pa.Table.from_pandas(out.reset_index(drop=True), preserve_index=False)
+        commit = CommitProperties(
+            custom_metadata={BATCH_KEY: ref.batch_id, "seqops.rows": str(len(out))}, max_commit_retries=20
+        )
+        for _ in range(20):  # a concurrent writer (another ingest) can win a commit race: re-check, retry
+            done = self.batch_version(dataset, ref.batch_id)
+            if done is not None:
+                return Published(rows=len(out), version=done, new=False)
+            table = self._table(dataset)
+            try:
+                if table is None:
+                    write_deltalake(
+                        self.table_uri(dataset),
+                        source,
+                        partition_by=[PARTITION],
+                        mode="error",
+                        commit_properties=commit,
+                    )
+                else:
+                    (
+                        table.merge(
+                            source,
+                            "t.month = s.month AND t.series_id = s.series_id AND t.timestamp = s.timestamp",
+                            source_alias="s",
+                            target_alias="t",
+                            merge_schema=True,
+                            commit_properties=commit,
+                        )
+                        .when_matched_update_all(predicate="s.landed_at >= t.landed_at")
+                        .when_not_matched_insert_all()
+                        .execute()
+                    )
+            except (CommitFailedError, FileExistsError):
+                continue
+            except DeltaError as exc:
+                if "already exists" in str(exc):
+                    continue
+                raise
+            version = self.batch_version(dataset, ref.batch_id)
+            if version is not None:
+                return Published(rows=len(out), version=version, new=True)
+        raise RuntimeError(
+            f"batch {ref.batch_id}: could not commit to {self.table_uri(dataset)} (20 races lost)"
+        )
 
     def read(
         self,
@@ -194,13 +341,20 @@ class CuratedStore:
         start: datetime | None = None,
         end: datetime | None = None,
         with_lineage: bool = False,
+        version: int | None = None,
+        columns: list[str] | None = None,
     ) -> pd.DataFrame:
-        """Curated rows, one per (series_id, timestamp), sorted; ``[start, end)`` filters timestamps."""
+        """Curated rows, one per (series_id, timestamp), sorted; ``[start, end)`` filters timestamps.
+
+        ``version`` reads the table as that commit left it (time travel).
+        """
         import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.dataset as ds
 
-        files = self.files(dataset, series_ids)
-        if not files:
+        table = self._table(dataset, version)
+        if table is None:
             return pd.DataFrame(
                 {
                     "series_id": pd.Series(dtype="string"),
@@ -208,38 +362,56 @@ class CuratedStore:
                     "value": pd.Series(dtype="float64"),
                 }
             )
-        dataset_ = ds.dataset([str(p) for p in files], format="parquet")
+        data = table.to_pyarrow_dataset()
         expr = None
         if start is not None:
-            expr = ds.field("timestamp") >= pd.Timestamp(start).tz_convert("UTC")
+            cond = ds.field("timestamp") >= pd.Timestamp(start).tz_convert("UTC")
+            expr = cond if expr is None else expr & cond
         if end is not None:
             cond = ds.field("timestamp") < pd.Timestamp(end).tz_convert("UTC")
             expr = cond if expr is None else expr & cond
-        frame = dataset_.to_table(filter=expr).to_pandas()
-        frame = frame.sort_values(["series_id", "timestamp", "landed_at"], kind="stable")
-        frame = frame.drop_duplicates(["series_id", "timestamp"], keep="last").reset_index(drop=True)
-        if not with_lineage:
-            frame = frame.drop(columns=["batch_id", "landed_at"])
-        return frame
+        wanted = columns if columns is None or series_ids is None else sorted({*columns, "series_id"})
+        arrow = data.to_table(filter=expr, columns=wanted)
+        if series_ids is not None:
+            # filtered after the scan: files a merge wrote hold ids as string_view, and Arrow cannot
+            # compare their statistics with a string literal (pushdown would raise)
+            ids = arrow.column("series_id").cast(pa.string())
+            arrow = arrow.filter(pc.is_in(ids, value_set=pa.array([str(s) for s in series_ids], pa.string())))
+            if columns is not None:
+                arrow = arrow.select(columns)
+        frame = arrow.to_pandas()
+        if columns is None:
+            drop = [PARTITION] if with_lineage else [PARTITION, *LINEAGE_COLUMNS]
+            frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+            first = ["series_id", "timestamp", "value"]
+            frame = frame[first + [c for c in frame.columns if c not in first]]
+        keys = [c for c in ("series_id", "timestamp") if c in frame.columns]
+        return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
 
     def series(self, dataset: str) -> set[str]:
-        from urllib.parse import unquote
+        frame = self.read(dataset, columns=["series_id"])
+        return set(frame["series_id"].astype(str)) if len(frame) else set()
 
-        root = self.dataset_dir(dataset)
-        return {unquote(p.name.split("=", 1)[1]) for p in root.glob("series_id=*") if p.is_dir()}
 
-    def has_batch(self, dataset: str, batch_id: str) -> bool:
-        return any(self.dataset_dir(dataset).glob(f"series_id=*/batch={batch_id}.parquet"))
+def _timestamp_us(iso: str) -> pd.Timestamp:
+    import pandas as pd
+
+    return pd.Timestamp(datetime.fromisoformat(iso)).tz_convert("UTC").as_unit("us")
 
 
 class Quarantine:
-    """Rejected batches, whole: ``quarantine/<dataset>/<batch_id>/`` with the batch and its reports."""
+    """Rejected batches, whole: ``quarantine/<dataset>/<batch_id>/`` with the batch and its reports.
+
+    A batch that a later validation accepts (after a policy change) is released: its folder moves
+    to ``quarantine/<dataset>/_released/<batch_id>-<time>/``, so nothing is lost and the quarantine
+    and the curated store never both hold it.
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.quarantine_dir
 
     def folder(self, dataset: str, batch_id: str) -> Path:
-        return self.root / dataset / batch_id
+        return self.root / check_dataset_name(dataset) / batch_id
 
     def put(self, ref: BatchRef) -> Path:
         """Copy the batch in; the caller writes its reports into the returned folder."""
@@ -248,9 +420,25 @@ class Quarantine:
         target = folder / f"batch{batch_suffix(Path(ref.raw_path))}"
         if not target.exists():
             shutil.copyfile(ref.raw_path, target)
-        (folder / "batch.json").write_text(json.dumps(ref.to_dict(), indent=2))
+        write_atomic(folder / "batch.json", json.dumps(ref.to_dict(), indent=2))
         return folder
 
+    def holds(self, dataset: str, batch_id: str) -> bool:
+        return self.folder(dataset, batch_id).is_dir()
+
+    def release(self, dataset: str, batch_id: str) -> Path | None:
+        """Move a quarantined batch out (it was accepted after all); return where it went."""
+        folder = self.folder(dataset, batch_id)
+        if not folder.is_dir():
+            return None
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        target = self.root / dataset / "_released" / f"{batch_id}-{stamp}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder.replace(target)
+        return target
+
     def batches(self, dataset: str) -> list[str]:
-        root = self.root / dataset
-        return sorted(p.name for p in root.iterdir() if p.is_dir()) if root.exists() else []
+        root = self.root / check_dataset_name(dataset)
+        if not root.exists():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))

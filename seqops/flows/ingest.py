@@ -3,8 +3,12 @@
 The ``ingest_sequences`` DAG and ``seqops ingest`` call the same functions. Invariants:
 
 * every batch is copied into the raw store before anything else happens (nothing is lost);
-* a batch is published whole or quarantined whole: rows landed = rows accepted + rows quarantined;
-* every stage is idempotent: the same batch (same bytes) gives the same files and the same verdict.
+* a batch is published whole (one Delta commit) or quarantined whole, never both: rows landed =
+  rows accepted + rows quarantined;
+* every outcome after landing is a verdict: a failure while validating or publishing quarantines
+  the batch with the reason, never leaves a traceback and a half-written state;
+* every stage is idempotent: a landing (same bytes, name and interval) published once stays
+  published; one not yet published is validated afresh (a fixed policy gives a fresh verdict).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from seqops.core.settings import Settings
-from seqops.core.store import BatchRef, CuratedStore, LandingZone, Quarantine, RawStore
+from seqops.core.store import BatchRef, CuratedStore, LandingZone, Quarantine, RawStore, write_atomic
 
 
 class BatchRejected(RuntimeError):
@@ -44,6 +48,7 @@ class IngestOutcome:
     message: str
     warnings: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    table_version: int | None = None  # the curated table version that published it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,6 +67,7 @@ class IngestOutcome:
             "report_dir",
             "errors",
             "warnings",
+            "table_version",
         )
         data = {key: getattr(self, key) for key in keys}
         data["status"] = "accepted" if self.accepted else "rejected"
@@ -80,7 +86,18 @@ def land_file(
     *,
     interval: tuple[str | None, str | None] | None = None,
 ) -> BatchRef:
-    """Copy one file into the raw store (content-addressed, once) and return its reference."""
+    """Copy one file into the raw store (content-addressed, once) and return its reference.
+
+    Raises:
+        UnknownDatasetError: ``dataset`` is not declared (nothing is landed).
+        FileNotFoundError, ValueError: no such file, a symlink, or an interval bound without offset.
+    """
+    settings.dataset(dataset)  # an unknown name is refused before anything is written
+    if path.is_symlink():
+        raise ValueError(
+            f"{path} is a symbolic link; land the file itself (seqops copies what it is given, "
+            "and will not follow a link to somewhere else)"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file; give the path of a CSV or Parquet batch")
     declared = interval or LandingZone.declared_interval(path)
@@ -145,17 +162,43 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
     from seqops.validation.report import write_report
 
     out_dir = report_dir(settings, ref)
+    verdict_file = out_dir / "outcome.json"
+    if verdict_file.exists() and CuratedStore(settings).has_batch(ref.dataset, ref.batch_id):
+        return IngestOutcome(**json.loads(verdict_file.read_text()))  # published: final
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
-    result, read_error = _read_and_validate(settings, ref, now)
+    rows_read = 0
+    try:
+        result, read_error = _read_and_validate(settings, ref, now)
+    except Exception as exc:  # a crash is a verdict too: the batch is quarantined with the reason
+        result, read_error = None, f"validation could not run ({type(exc).__name__}: {exc})"
+        rows_read = _count_rows(settings, ref)
+    return _verdict(settings, ref, out_dir, result, read_error, write_report, rows_read)
+
+
+def _count_rows(settings: Settings, ref: BatchRef) -> int:
+    """The batch's data rows when it can be read at all (so counts reconcile), else 0."""
+    from seqops.core.canonical import read_batch
+
+    try:
+        return len(read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes))
+    except Exception:
+        return 0
+
+
+def _verdict(
+    settings: Settings, ref: BatchRef, out_dir: Path, result, read_error, write_report, rows_read: int = 0
+) -> IngestOutcome:
+    """Write the verdict of one batch; quarantine a rejected batch, release an accepted one."""
     if result is None:
-        rows = 0
+        rows = rows_read
         accepted = False
-        errors = [f"unreadable: {read_error}"]
+        crashed = rows_read > 0  # readable, but validation itself failed
+        errors = [f"{'invalid' if crashed else 'unreadable'}: {read_error}"]
         warnings: list[str] = []
-        detail = f"cannot read the batch: {read_error}"
-        what = f"the whole file ({ref.bytes} bytes) quarantined, 0 rows published"
+        detail = f"{'cannot validate' if crashed else 'cannot read'} the batch: {read_error}"
+        what = f"the whole file ({ref.bytes} bytes, {rows} rows) quarantined, 0 rows published"
         look = "its validation.json"
         (out_dir / "validation.json").write_text(
             json.dumps({"batch": ref.to_dict(), "accepted": False, "read_error": read_error}, indent=2)
@@ -170,6 +213,7 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
         what = f"{rows} rows quarantined, 0 published"
         look = "data_docs/index.html"
     quarantine_path = None
+    released = Quarantine(settings).release(ref.dataset, ref.batch_id) if accepted else None
     if not accepted:
         folder = Quarantine(settings).put(ref)
         for item in out_dir.iterdir():
@@ -190,6 +234,8 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
             f"ACCEPTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): "
             f"{rows} rows published to the curated store.\n{detail}"
         )
+        if released is not None:
+            message += f"\nAn earlier verdict had quarantined it; that copy moved to {released}."
     outcome = IngestOutcome(
         dataset=ref.dataset,
         batch_id=ref.batch_id,
@@ -205,14 +251,17 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
         warnings=warnings,
         errors=errors,
     )
-    (out_dir / "outcome.json").write_text(json.dumps(outcome.to_dict(), indent=2))
+    write_atomic(out_dir / "outcome.json", json.dumps(outcome.to_dict(), indent=2))
     return outcome
 
 
 def publish(settings: Settings, ref: BatchRef) -> int:
-    """Write an accepted batch's rows to the curated store; return the rows written.
+    """Write an accepted batch's rows to the curated store (one commit); return its rows.
 
-    Refuses a batch without an accepted verdict, so a rejected batch can never leak rows.
+    Refuses a batch without an accepted verdict, so a rejected batch can never leak rows. A
+    failure while publishing leaves the table as it was (the commit is all or nothing) and
+    quarantines the batch with the reason (:class:`BatchRejected`). Publishing a published batch
+    again writes nothing.
     """
     from seqops.core.canonical import coerce, read_batch, to_canonical
 
@@ -222,14 +271,43 @@ def publish(settings: Settings, ref: BatchRef) -> int:
     verdict = json.loads(verdict_file.read_text())
     if not verdict["accepted"]:
         raise BatchRejected(IngestOutcome(**verdict))
-    frame = to_canonical(coerce(read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes)))
-    written = CuratedStore(settings).write(ref.dataset, ref, frame)
-    if written != verdict["rows_accepted"]:
-        raise RuntimeError(
-            f"batch {ref.batch_id}: {written} rows written but {verdict['rows_accepted']} were "
-            "accepted; the curated store may be inconsistent, re-run publish"
-        )
-    return written
+    try:
+        frame = to_canonical(coerce(read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes)))
+        if len(frame) != verdict["rows_accepted"]:
+            raise RuntimeError(f"{len(frame)} rows read but {verdict['rows_accepted']} were accepted")
+        done = CuratedStore(settings).write(ref.dataset, ref, frame)
+    except Exception as exc:
+        raise BatchRejected(_publish_failed(settings, ref, verdict, exc)) from exc
+    verdict["table_version"] = done.version
+    write_atomic(verdict_file, json.dumps(verdict, indent=2))
+    return done.rows
+
+
+def _publish_failed(settings: Settings, ref: BatchRef, verdict: dict, exc: Exception) -> IngestOutcome:
+    """Quarantine a batch whose publish failed; nothing of it is in the curated store."""
+    folder = Quarantine(settings).put(ref)
+    reason = f"publish failed ({type(exc).__name__}: {exc})"
+    rows = verdict["rows_landed"]
+    outcome = IngestOutcome(
+        **{
+            **verdict,
+            "accepted": False,
+            "rows_accepted": 0,
+            "rows_quarantined": rows,
+            "quarantine_path": str(folder),
+            "errors": [*verdict["errors"], reason],
+            "table_version": None,
+            "message": (
+                f"REJECTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): it passed "
+                f"validation but {reason}. The curated store is unchanged (0 of {rows} rows published); "
+                f"the batch is in {folder}. Fix the cause and ingest the file again."
+            ),
+        }
+    )
+    text = json.dumps(outcome.to_dict(), indent=2)
+    write_atomic(folder / "outcome.json", text)
+    write_atomic(report_dir(settings, ref) / "outcome.json", text)
+    return outcome
 
 
 def ingest_file(
@@ -244,7 +322,11 @@ def ingest_file(
     ref = land_file(settings, path, dataset, interval=interval)
     outcome = validate(settings, ref, now=now)
     if outcome.accepted:
-        publish(settings, ref)
+        try:
+            publish(settings, ref)
+        except BatchRejected as rejected:
+            return rejected.outcome
+        return IngestOutcome(**json.loads((report_dir(settings, ref) / "outcome.json").read_text()))
     return outcome
 
 
@@ -276,10 +358,13 @@ def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None
 def run_summary(settings: Settings, refs: list[dict]) -> dict:
     """Reconcile a run's batches from their verdicts and the curated store."""
     curated = CuratedStore(settings)
+    published_by: dict[str, dict[str, int]] = {}
     published, rejected, pending = [], [], []
     landed = accepted = quarantined = 0
     for item in refs:
         ref = BatchRef.from_dict(item)
+        if ref.dataset not in published_by:
+            published_by[ref.dataset] = curated.published(ref.dataset)
         verdict_file = report_dir(settings, ref) / "outcome.json"
         if not verdict_file.exists():
             pending.append(ref.batch_id)
@@ -297,7 +382,7 @@ def run_summary(settings: Settings, refs: list[dict]) -> dict:
                     "errors": verdict["errors"],
                 }
             )
-        elif curated.has_batch(ref.dataset, ref.batch_id):
+        elif ref.batch_id in published_by[ref.dataset]:
             published.append(
                 {"dataset": ref.dataset, "batch_id": ref.batch_id, "rows": verdict["rows_accepted"]}
             )

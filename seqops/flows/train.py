@@ -73,20 +73,19 @@ def code_version() -> dict[str, str]:
 
 
 def data_snapshot(settings: Settings, dataset: str) -> dict[str, Any]:
-    """Content hash and range of the curated data the windows were cut from."""
+    """The curated data version training reads: table version, a hash of its files, its range."""
     from seqops.core.store import CuratedStore
 
     store = CuratedStore(settings)
-    files = store.files(dataset)
-    if not files:
+    version = store.version(dataset)
+    if version is None:
         raise RuntimeError(f"no curated data for dataset {dataset!r}: ingest batches first")
-    digest = hashlib.sha256()
-    for path in files:  # batch files are content-addressed by batch id: names + sizes identify them
-        digest.update(str(path.relative_to(store.dataset_dir(dataset))).encode())
-        digest.update(str(path.stat().st_size).encode())
-    frame = store.read(dataset)
+    files = store.files(dataset, version)
+    frame = store.read(dataset, version=version, columns=["series_id", "timestamp"])
     return {
-        "sha256": digest.hexdigest(),
+        "sha256": hashlib.sha256("\n".join(files).encode()).hexdigest(),
+        "table": store.table_uri(dataset),
+        "table_version": version,
         "files": len(files),
         "rows": int(len(frame)),
         "series": int(frame["series_id"].nunique()),
@@ -234,6 +233,7 @@ def train(
         run.log_params(
             {
                 "data.snapshot_sha256": the_plan.snapshot["sha256"],
+                "data.table_version": the_plan.snapshot["table_version"],
                 "data.start": the_plan.snapshot["start"],
                 "data.end": the_plan.snapshot["end"],
                 "data.series": the_plan.snapshot["series"],
@@ -381,6 +381,7 @@ def register(evaluated: dict[str, Any], *, settings: Settings, progress: Progres
     tags = {
         "dataset": the_plan.dataset,
         "data_snapshot": the_plan.snapshot["sha256"],
+        "data_version": str(the_plan.snapshot["table_version"]),
         "data_start": the_plan.snapshot["start"],
         "data_end": the_plan.snapshot["end"],
         "train_origins": f"{the_plan.train_start}..{the_plan.train_end}",

@@ -1,0 +1,309 @@
+"""Ingestion keeps its promise under faults and odd input: every outcome is a verdict, a batch is in
+the curated store (one commit) or in the quarantine, never both and never in part, and a re-send
+gets a fresh verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import unicodedata
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from seqops.cli import app
+from seqops.core.store import CuratedStore, Quarantine, RawStore
+
+HEADER = "series_id,timestamp,value\n"
+
+
+def _rows(series: str = "A", hours: int = 6, base: float = 10.0) -> str:
+    return "".join(f"{series},2020-01-01T{h:02d}:00:00Z,{base + h}\n" for h in range(hours))
+
+
+def _ingest(path: Path, *args: str):
+    result = CliRunner().invoke(app, ["ingest", str(path), "--json", *args])
+    summary = json.loads(result.stdout.strip().splitlines()[-1])  # --json always ends with its line
+    return result, summary
+
+
+# ---- dataset names -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("PJM", "unknown dataset 'PJM' (did you mean 'pjm'?)"),
+        ("pjm_typo", "unknown dataset 'pjm_typo'"),
+        ("../../../x", "unknown dataset '../../../x'"),
+    ],
+)
+def test_an_undeclared_dataset_is_refused_before_anything_is_written(name, said, home, tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + _rows())
+    result, summary = _ingest(path, "--dataset", name)
+    assert result.exit_code == 2
+    assert summary["status"] == "error" and said in summary["error"]
+    assert "declared are default, m4_hourly, pjm" in summary["error"]
+    assert not home.data_dir.exists() or not any(home.data_dir.rglob("*.csv"))
+    assert not (tmp_path.parent / "x").exists()
+
+
+def test_a_symlink_is_refused_and_its_target_not_copied(home, tmp_path):
+    target = tmp_path / "elsewhere.csv"
+    target.write_text(HEADER + _rows())
+    link = tmp_path / "link.csv"
+    link.symlink_to(target)
+    result, summary = _ingest(link, "--dataset", "default")
+    assert result.exit_code == 2 and "symbolic link" in summary["error"]
+    assert RawStore(home).refs("default") == []
+
+
+# ---- every outcome is a verdict ------------------------------------------------------------------
+def test_a_series_spanning_centuries_gets_a_verdict_not_a_traceback(home, tmp_path):
+    path = tmp_path / "centuries.csv"
+    path.write_text(HEADER + "A,1700-01-01T00:00:00Z,1\nA,2200-01-01T00:00:00Z,2\nA,2020-01-01T00:00:00Z,3\n")
+    result, summary = _ingest(path, "--dataset", "default")
+    assert result.exit_code == 1 and summary["status"] == "rejected"
+    assert summary["rows_landed"] == summary["rows_quarantined"] == 3
+    assert "validation could not run (OutOfBoundsTimedelta" in summary["errors"][0]
+    assert Quarantine(home).batches("default") == [summary["batch_id"]]
+    assert CuratedStore(home).version("default") is None
+
+
+def test_a_crash_inside_validation_quarantines_with_the_reason(home, tmp_path, monkeypatch):
+    import seqops.validation.validate as validate_module
+
+    def broken(*args, **kwargs):
+        raise OverflowError("int too large to convert")
+
+    monkeypatch.setattr(validate_module, "validate_batch", broken)
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + _rows())
+    result, summary = _ingest(path, "--dataset", "default")
+    assert result.exit_code == 1
+    assert summary["errors"] == [
+        "invalid: validation could not run (OverflowError: int too large to convert)"
+    ]
+    assert summary["rows_landed"] == summary["rows_quarantined"] == 6
+    assert Quarantine(home).batches("default") == [summary["batch_id"]]
+
+
+def test_a_failed_publish_is_quarantined_whole_and_a_rerun_publishes_and_releases_it(
+    home, tmp_path, monkeypatch
+):
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + _rows("A") + _rows("B"))
+
+    def disk_full(self, dataset, ref, frame):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CuratedStore, "write", disk_full)
+        result, summary = _ingest(path, "--dataset", "default")
+    assert result.exit_code == 1 and summary["status"] == "rejected"
+    assert "publish failed (OSError: [Errno 28] No space left on device)" in summary["errors"]
+    assert (summary["rows_landed"], summary["rows_accepted"], summary["rows_quarantined"]) == (12, 0, 12)
+    assert Quarantine(home).batches("default") == [summary["batch_id"]]
+    assert CuratedStore(home).version("default") is None  # nothing of it is visible
+
+    result, again = _ingest(path, "--dataset", "default")
+    assert result.exit_code == 0 and again["batch_id"] == summary["batch_id"]
+    assert (again["rows_accepted"], again["table_version"]) == (12, 0)
+    assert Quarantine(home).batches("default") == []  # never in both places
+    released = list((home.quarantine_dir / "default" / "_released").iterdir())
+    assert len(released) == 1 and (released[0] / "batch.csv").read_text() == path.read_text()
+    assert len(CuratedStore(home).read("default")) == 12
+
+
+# ---- retry that works ------------------------------------------------------------------------------
+def test_a_resend_under_the_name_the_error_asked_for_gets_a_fresh_verdict(home, tmp_path):
+    wrong = tmp_path / "batch.txt"
+    wrong.write_text(HEADER + _rows())
+    result, first = _ingest(wrong, "--dataset", "default")
+    assert result.exit_code == 1 and "unsupported file type" in first["errors"][0]
+    fixed = tmp_path / "batch.csv"
+    wrong.rename(fixed)
+    result, second = _ingest(fixed, "--dataset", "default")
+    assert result.exit_code == 0 and second["batch_id"] != first["batch_id"]
+    assert Quarantine(home).batches("default") == [first["batch_id"]]  # the bad landing stays as it was
+
+
+def test_a_resend_with_a_corrected_interval_gets_a_fresh_verdict(home, tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + _rows())
+    args = ("--dataset", "default", "--interval-start", "2020-01-01T01:00:00Z")
+    result, first = _ingest(path, *args)
+    assert result.exit_code == 1 and any("timestamp_in_interval" in e for e in first["errors"])
+    result, second = _ingest(path, "--dataset", "default", "--interval-start", "2020-01-01T00:00:00Z")
+    assert result.exit_code == 0 and second["batch_id"] != first["batch_id"]
+
+
+def test_after_a_policy_change_the_same_file_is_accepted_and_released(home, tmp_path, monkeypatch):
+    policy = tmp_path / "datasets.toml"
+    policy.write_text('[default]\nfreq = "1h"\n\n[load]\nvalue_max = 12.0\n')
+    monkeypatch.setenv("SEQOPS_DATASETS_FILE", str(policy))
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + _rows())  # values 10..15
+    result, first = _ingest(path, "--dataset", "load")
+    assert result.exit_code == 1 and any("value_plausible" in e for e in first["errors"])
+    policy.write_text('[default]\nfreq = "1h"\n\n[load]\nvalue_max = 100.0\n')
+    result, second = _ingest(path, "--dataset", "load")
+    assert result.exit_code == 0 and second["batch_id"] == first["batch_id"]
+    assert "earlier verdict had quarantined it" in result.stderr
+    assert Quarantine(home).batches("load") == []
+    assert CuratedStore(home).published("load") == {first["batch_id"]: 0}
+    # published is final: a stricter policy later does not re-judge (or un-publish) it
+    policy.write_text('[default]\nfreq = "1h"\n\n[load]\nvalue_max = 1.0\n')
+    result, third = _ingest(path, "--dataset", "load")
+    assert result.exit_code == 0 and third["table_version"] == 0
+
+
+# ---- identity and coercion -------------------------------------------------------------------------
+def _parquet(tmp_path: Path, frame: pd.DataFrame) -> Path:
+    path = tmp_path / "b.parquet"
+    frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "rule"),
+    [
+        ("leading_space", "series_id_canonical"),
+        ("nfd", "series_id_canonical"),
+        ("control_char", "series_id_canonical"),
+        ("too_long", "series_id_canonical"),
+        ("underflow", "number_representable"),
+        ("truncated_last_line", "does not end with a line break"),
+        ("lineage_column", "column 'batch_id' is reserved"),
+    ],
+)
+def test_identity_and_coercion_dirt_is_rejected_by_name(case, rule, home, tmp_path):
+    cafe_nfd = unicodedata.normalize("NFD", "café")
+    content = {
+        "leading_space": HEADER + _rows(" lead") + _rows("lead"),
+        "nfd": HEADER + _rows(cafe_nfd),
+        "control_char": HEADER + _rows("zone\u200b1"),
+        "too_long": HEADER + _rows("x" * 201),
+        "underflow": HEADER + "A,2020-01-01T00:00:00Z,1e-400\n",
+        "truncated_last_line": HEADER + "A,2020-01-01T00:00:00Z,12.5\nA,2020-01-01T01:00:00Z,12",
+        "lineage_column": "series_id,timestamp,value,batch_id\nA,2020-01-01T00:00:00Z,1,x\n",
+    }[case]
+    path = tmp_path / "b.csv"
+    path.write_text(content)
+    result, summary = _ingest(path, "--dataset", "default")
+    assert result.exit_code == 1 and summary["status"] == "rejected"
+    assert any(rule in e for e in summary["errors"]), summary["errors"]
+    assert CuratedStore(home).version("default") is None
+
+
+def test_a_zero_written_with_an_exponent_is_still_a_zero(home, tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + "A,2020-01-01T00:00:00Z,0e-5\nA,2020-01-01T01:00:00Z,0.0E+3\n")
+    result, summary = _ingest(path, "--dataset", "default")
+    assert result.exit_code == 0, summary
+    assert CuratedStore(home).read("default")["value"].tolist() == [0.0, 0.0]
+
+
+def test_parquet_float_ids_and_inexact_integers_are_refused(home, tmp_path):
+    stamps = pd.date_range("2020-01-01", periods=2, freq="h", tz="UTC")
+    float_ids = _parquet(
+        tmp_path, pd.DataFrame({"series_id": [7.0, 7.0], "timestamp": stamps, "value": [1.0, 2.0]})
+    )
+    result, summary = _ingest(float_ids, "--dataset", "default")
+    assert result.exit_code == 1 and "series_id is a floating-point column" in summary["errors"][0]
+    big = _parquet(
+        tmp_path,
+        pd.DataFrame({"series_id": ["A", "A"], "timestamp": stamps, "value": [1, 2**53 + 1]}),
+    )
+    result, summary = _ingest(big, "--dataset", "default")
+    assert result.exit_code == 1
+    assert "column 'value' row 2 holds 9007199254740993" in summary["errors"][0]
+    ints = _parquet(tmp_path, pd.DataFrame({"series_id": [7, 7], "timestamp": stamps, "value": [1, 2]}))
+    result, summary = _ingest(ints, "--dataset", "default")
+    assert result.exit_code == 0 and CuratedStore(home).series("default") == {"7"}
+
+
+# ---- kills and races -------------------------------------------------------------------------------
+def _seqops(home: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = {**os.environ, "SEQOPS_HOME": str(home)}
+    return subprocess.Popen(
+        [str(Path(sys.executable).with_name("seqops")), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kwargs,
+    )
+
+
+def _big_batch(path: Path, series: int = 200, hours: int = 500) -> int:
+    stamps = pd.date_range("2020-01-01", periods=hours, freq="h", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "series_id": [f"s{i:03d}" for i in range(series) for _ in range(hours)],
+            "timestamp": list(stamps.strftime("%Y-%m-%dT%H:%M:%SZ")) * series,
+            "value": [float(i * 1000 + h) for i in range(series) for h in range(hours)],
+        }
+    )
+    frame.to_csv(path, index=False)
+    return len(frame)
+
+
+def _assert_whole_once(home: Path, rows: int) -> None:
+    from seqops.core.settings import Settings
+
+    settings = Settings(home=home)
+    curated = CuratedStore(settings)
+    frame = curated.read("default", with_lineage=True)
+    assert len(frame) == rows
+    assert not frame.duplicated(["series_id", "timestamp"]).any()
+    assert frame["batch_id"].nunique() == 1
+    assert len(curated.published("default")) == 1  # one commit for the batch, however many runs
+    assert Quarantine(settings).batches("default") == []
+
+
+@pytest.mark.slow
+def test_killed_at_random_points_then_rerun_the_store_holds_the_batch_once_whole(tmp_path):
+    """SIGKILL during land, validation or publish (8 seeds), then a re-run: exactly once, whole."""
+    path = tmp_path / "big.csv"
+    rows = _big_batch(path)
+    began = time.monotonic()
+    probe = _seqops(tmp_path / "probe", "ingest", str(path), "--dataset", "default", "--json")
+    probe.communicate(timeout=300)
+    full = time.monotonic() - began
+    assert probe.returncode == 0
+    _assert_whole_once(tmp_path / "probe", rows)
+    killed_after = []
+    for seed in range(8):
+        home = tmp_path / f"home-{seed}"
+        delay = random.Random(seed).uniform(0.2, full)
+        proc = _seqops(home, "ingest", str(path), "--dataset", "default", "--json")
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed_after.append(round(delay, 1))
+        proc.communicate(timeout=60)
+        rerun = _seqops(home, "ingest", str(path), "--dataset", "default", "--json")
+        out, err = rerun.communicate(timeout=300)
+        assert rerun.returncode == 0, err[-2000:]
+        assert json.loads(out.strip().splitlines()[-1])["rows_accepted"] == rows
+        _assert_whole_once(home, rows)
+    assert len(killed_after) >= 6, killed_after  # most runs really were cut short
+
+
+@pytest.mark.slow
+def test_concurrent_ingests_of_the_same_file_publish_it_once(tmp_path):
+    path = tmp_path / "big.csv"
+    rows = _big_batch(path, series=50, hours=200)
+    home = tmp_path / "home"
+    procs = [_seqops(home, "ingest", str(path), "--dataset", "default", "--json") for _ in range(3)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [e[-1500:] for _, e in results]
+    _assert_whole_once(home, rows)
