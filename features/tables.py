@@ -187,8 +187,8 @@ def _series_frames(store, dataset: str, series_ids: list[str]):
 def build_windows(dataset: str, *, settings: Settings, spec: WindowSpec | None = None) -> WindowBuild:
     """Rebuild the window and target tables of ``dataset`` from the curated store.
 
-    Series by series (read 64 at a time), so memory stays bounded by the longest series group. Both files are replaced
-    atomically; a rebuild of unchanged curated data writes the same rows. In the production profile
+    Series by series (read 64 at a time), so memory stays bounded by a group of series. Both files
+    are replaced atomically; a rebuild of unchanged curated data writes the same rows. In the production profile
     the tables are then loaded into the PostgreSQL offline store (:func:`load_into_postgres`).
 
     Args:
@@ -217,7 +217,7 @@ def build_windows(dataset: str, *, settings: Settings, spec: WindowSpec | None =
         pq.ParquetWriter(wtmp, wschema, compression="zstd") as wout,
         pq.ParquetWriter(ttmp, tschema, compression="zstd") as tout,
     ):
-        for sid, frame in _series_frames(store, dataset, series_ids):
+        for _sid, frame in _series_frames(store, dataset, series_ids):
             windows, targets = cut_series(frame, spec)
             if windows.num_rows:
                 wout.write_table(windows, row_group_size=ROW_GROUP_ROWS)
