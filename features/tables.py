@@ -187,9 +187,10 @@ def _series_frames(store, dataset: str, series_ids: list[str]):
 def build_windows(dataset: str, *, settings: Settings, spec: WindowSpec | None = None) -> WindowBuild:
     """Rebuild the window and target tables of ``dataset`` from the curated store.
 
-    Series by series (read 64 at a time), so memory stays bounded by a group of series. Both files
-    are replaced atomically; a rebuild of unchanged curated data writes the same rows. In the production profile
-    the tables are then loaded into the PostgreSQL offline store (:func:`load_into_postgres`).
+    Series by series (read 64 at a time), so memory stays bounded by a group of series. Both
+    files are replaced atomically; a rebuild of unchanged curated data writes the same rows. In
+    the production profile the tables are then loaded into the PostgreSQL offline store
+    (:func:`load_into_postgres`).
 
     Args:
         dataset: curated dataset name.
