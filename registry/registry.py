@@ -128,3 +128,41 @@ class Registry:
     def set_tags(self, dataset: str, version: str, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_model_version_tag(model_name(dataset), version, key, str(value))
+
+
+# ---- routing: the serving mode lives on the registered model, where promotion sets it --------------
+ROUTE_MODE_TAG = "seqops.route.mode"
+ROUTE_SHARE_TAG = "seqops.route.canary_share"
+ROUTE_MODES = ("champion", "shadow", "canary")
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the router serves a dataset: champion only, champion + shadow challenger, or a canary."""
+
+    mode: str = "champion"
+    canary_share: float = 0.1
+
+
+def get_route(registry: Registry, dataset: str) -> Route:
+    """The dataset's routing, from its registered model's tags (champion only when unset)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        tags = registry.client.get_registered_model(model_name(dataset)).tags
+    except MlflowException:
+        return Route()
+    return Route(
+        mode=tags.get(ROUTE_MODE_TAG, "champion"), canary_share=float(tags.get(ROUTE_SHARE_TAG, "0.1"))
+    )
+
+
+def set_route(registry: Registry, dataset: str, route: Route) -> None:
+    """Set the dataset's routing (the promotion flow's switch); the router picks it up on refresh."""
+    if route.mode not in ROUTE_MODES:
+        raise ValueError(f"route mode {route.mode!r} is not one of {', '.join(ROUTE_MODES)}")
+    if not 0.0 <= route.canary_share <= 1.0:
+        raise ValueError(f"canary share {route.canary_share} is not between 0 and 1")
+    name = model_name(dataset)
+    registry.client.set_registered_model_tag(name, ROUTE_MODE_TAG, route.mode)
+    registry.client.set_registered_model_tag(name, ROUTE_SHARE_TAG, str(route.canary_share))

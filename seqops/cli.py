@@ -40,6 +40,11 @@ bench_app = typer.Typer(
     help="Public benchmarks (M4 Hourly, ETTh1) against the published numbers.", no_args_is_help=True
 )
 app.add_typer(features_app, name="features")
+forecast_app = typer.Typer(
+    help="Forecasts: batch, actuals, one forecast's lineage, routing (champion, shadow, canary).",
+    no_args_is_help=True,
+)
+app.add_typer(forecast_app, name="forecast")
 app.add_typer(bench_app, name="bench")
 
 
@@ -262,6 +267,76 @@ def features_parity(
     if as_json:
         typer.echo(json.dumps(result.to_dict(), default=str))
     raise typer.Exit(0 if result.ok else 1)
+
+
+@forecast_app.command("batch")
+def forecast_batch(
+    dataset: Annotated[str, typer.Option(help="Dataset with materialized features.")] = "pjm",
+    as_of: Annotated[
+        str | None, typer.Option(help="Serving moment (ISO 8601 with offset); default now.")
+    ] = None,
+) -> None:
+    """Forecast every series from its online window through the router; log them (the forecast_batch DAG)."""
+    from datetime import datetime
+
+    from seqops.flows.forecast import batch_forecast
+    from seqops.serving.router import ForecastError
+
+    moment = datetime.fromisoformat(as_of) if as_of else None
+    try:
+        result = batch_forecast(get_settings(), dataset, as_of=moment)
+    except ForecastError as exc:
+        _say(f"error: {exc}: {exc.problems}")
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps(result, default=str))
+
+
+@forecast_app.command("actuals")
+def forecast_actuals(dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm") -> None:
+    """Join the actual values that have arrived to the logged forecasts."""
+    from seqops.flows.forecast import join_actuals
+
+    typer.echo(json.dumps(join_actuals(get_settings(), dataset)))
+
+
+@forecast_app.command("show")
+def forecast_show(prediction_id: Annotated[int, typer.Argument(help="Id of a logged forecast.")]) -> None:
+    """One logged forecast and its lineage: model version, training run, data version."""
+    from seqops.flows.forecast import show
+
+    try:
+        typer.echo(json.dumps(show(get_settings(), prediction_id), indent=2, default=str))
+    except LookupError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from exc
+
+
+@forecast_app.command("route")
+def forecast_route(
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    mode: Annotated[str | None, typer.Option(help="champion, shadow or canary; omit to show.")] = None,
+    canary_share: Annotated[float, typer.Option(help="Share of series the canary serves.")] = 0.1,
+) -> None:
+    """Show or set how the router serves a dataset (the promotion flow sets it too)."""
+    from seqops.registry.registry import Registry, Route, get_route, set_route
+
+    registry = Registry(get_settings())
+    if mode is not None:
+        set_route(registry, dataset, Route(mode=mode, canary_share=canary_share))
+    typer.echo(json.dumps(vars(get_route(registry, dataset))))
+
+
+@app.command()
+def serve(
+    port: Annotated[int | None, typer.Option(help="Port (default SEQOPS_SERVING_PORT, 8000).")] = None,
+) -> None:
+    """Run the prediction service in the foreground on the configured host (127.0.0.1)."""
+    import uvicorn
+
+    from seqops.serving.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(create_app(settings), host=settings.host, port=port or settings.serving_port, workers=1)
 
 
 @app.command()

@@ -52,6 +52,7 @@ def test_platform_up_and_down(tmp_path):
         "SEQOPS_HOME": str(tmp_path / "home"),
         "SEQOPS_AIRFLOW_PORT": str(_free_port()),
         "SEQOPS_MLFLOW_PORT": str(_free_port()),
+        "SEQOPS_SERVING_PORT": str(_free_port()),
     }
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         del env[key]  # the platform derives its own Airflow environment from the home
@@ -63,6 +64,7 @@ def test_platform_up_and_down(tmp_path):
         home=tmp_path / "home",
         airflow_port=int(env["SEQOPS_AIRFLOW_PORT"]),
         mlflow_port=int(env["SEQOPS_MLFLOW_PORT"]),
+        serving_port=int(env["SEQOPS_SERVING_PORT"]),
     )
     from seqops import platform
 
@@ -70,7 +72,7 @@ def test_platform_up_and_down(tmp_path):
         assert up.returncode == 0, up.stderr[-3000:]
         assert "login admin / " in up.stdout
         records = platform.running(settings)
-        assert set(records) == {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow"}
+        assert set(records) == {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow", "serving"}
         pids = {
             p.pid
             for r in records.values()
@@ -82,6 +84,11 @@ def test_platform_up_and_down(tmp_path):
         # Every web surface asks for a login.
         assert httpx.get(f"{airflow}/api/v2/dags").status_code == 401
         assert httpx.get(f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=1").status_code == 401
+        serving = platform.serving_url(settings)
+        assert httpx.post(f"{serving}/v1/forecast", json={}).status_code == 401
+        assert httpx.get(f"{serving}/metrics").status_code == 401
+        assert httpx.get(f"{serving}/healthz").status_code == 200
+        assert httpx.get(f"{serving}/readyz").status_code == 503  # no model registered yet
         password = platform.admin_password(settings)
         assert (
             httpx.get(
@@ -96,7 +103,7 @@ def test_platform_up_and_down(tmp_path):
         dag_ids = {d["dag_id"] for d in client.dags()}
         from seqops.core.resources import dags_folder
 
-        assert dag_ids == {"ingest_sequences", "materialize_features", "train_forecaster"}
+        assert dag_ids == {"ingest_sequences", "materialize_features", "train_forecaster", "forecast_batch"}
         assert {p.stem for p in dags_folder().glob("*.py")} == dag_ids | {"assets", "__init__"}
         # Nothing listens beyond loopback.
         for conn in psutil.net_connections(kind="tcp"):

@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Interface every local web surface binds to.")
     airflow_port: int = 8080
     mlflow_port: int = 5000
+    serving_port: int = 8000
+    serving_token: SecretStr | None = Field(
+        None,
+        description="Bearer token of the prediction service; generated into home on first start if unset.",
+    )
+    prediction_log_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the prediction log (PostgreSQL in production); None = SQLite in home.",
+    )
     admin_user: str = "admin"
     admin_password: SecretStr | None = Field(
         None, description="Login for the web surfaces; generated into home on first start if unset."
@@ -133,6 +142,17 @@ class Settings(BaseSettings):
     def run_dir(self) -> Path:
         """Pid files and logs of the processes `seqops platform up` started."""
         return self.home / "run"
+
+    @property
+    def serving_dir(self) -> Path:
+        """The prediction service's state (the embedded prediction log)."""
+        return self.home / "serving"
+
+    @property
+    def prediction_log_uri(self) -> str:
+        if self.prediction_log_url is not None:
+            return self.prediction_log_url.get_secret_value()
+        return f"sqlite:///{(self.serving_dir / 'predictions.db').resolve()}"
 
     @property
     def secrets_dir(self) -> Path:

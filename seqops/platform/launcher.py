@@ -161,7 +161,26 @@ def services(settings: Settings) -> list[Service]:
             ],
             f"{mlflow_url(settings)}/health",
         ),
+        Service(
+            "serving",
+            [
+                _bin("uvicorn"),
+                "--factory",
+                "seqops.serving.app:create_app",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.serving_port),
+                "--workers",
+                "1",
+            ],
+            f"{serving_url(settings)}/healthz",
+        ),
     ]
+
+
+def serving_url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.serving_port}"
 
 
 def init(settings: Settings, progress: Progress = print) -> None:
@@ -257,7 +276,7 @@ def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = 
     from seqops.platform.airflow_client import AirflowClient
 
     client = AirflowClient(airflow_url(settings), settings.admin_user, admin_password(settings))
-    pending = {"airflow": False, "mlflow": False}
+    pending = {"airflow": False, "mlflow": False, "serving": False}
 
     def answering() -> bool | None:
         gone = [s.name for s in services(settings) if s.name not in running(settings)]
@@ -267,6 +286,13 @@ def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = 
         if not pending["mlflow"]:
             try:
                 pending["mlflow"] = httpx.get(f"{mlflow_url(settings)}/health", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                pass
+        if not pending["serving"]:
+            try:
+                pending["serving"] = (
+                    httpx.get(f"{serving_url(settings)}/healthz", timeout=5).status_code == 200
+                )
             except httpx.HTTPError:
                 pass
         return True if all(pending.values()) else None
@@ -280,7 +306,7 @@ def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = 
             f"{timeout:.0f} s; see {settings.run_dir}"
         ),
     )
-    progress("Airflow and MLflow answer")
+    progress("Airflow, MLflow and the prediction service answer")
 
 
 def stop(settings: Settings, progress: Progress = print, grace: float = 20) -> list[str]:

@@ -1,0 +1,303 @@
+"""The router: which model answers for which series, the same for online and batch forecasts.
+
+Modes (``seqops.registry.registry.Route``, set on the registered model by the promotion flow):
+
+* ``champion``: the ``champion`` alias serves every series (the ``challenger`` when there is no
+  champion yet: the first model);
+* ``shadow``: the champion serves; the challenger forecasts the same inputs off the served path,
+  logged with ``served = False`` and never returned;
+* ``canary``: a stable hash of ``series_id`` sends ``canary_share`` of the series to the challenger.
+
+Models load by alias and reload when an alias moves (:meth:`Router.refresh`): the new model is
+loaded first and swapped in one assignment, so no request fails; a model that fails to load leaves
+the last good one serving and the reason in :attr:`Router.errors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from seqops.core.settings import Settings
+
+if TYPE_CHECKING:
+    from seqops.features.store import OnlineWindows
+    from seqops.registry.packaging import ForecasterBundle
+    from seqops.serving.log import LoggedForecast
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def canary_arm(series_id: str, share: float) -> str:
+    """The arm a series gets in canary mode: stable across processes and restarts (sha256, not hash())."""
+    bucket = int(hashlib.sha256(series_id.encode()).hexdigest()[:8], 16) / 0x1_0000_0000
+    return CHALLENGER if bucket < share else CHAMPION
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    alias: str
+    name: str
+    version: str
+    run_id: str
+    bundle: ForecasterBundle
+    loaded_at: float
+
+
+@dataclass(frozen=True)
+class SeriesForecast:
+    """What one series gets back: the served forecast and where it came from."""
+
+    series_id: str
+    origin: datetime
+    arm: str
+    model_name: str
+    model_version: str
+    alias: str
+    forecast: list[float]
+    timestamps: list[str]
+
+
+class ForecastError(ValueError):
+    """A request the router cannot answer; ``problems`` says why, per series (a 4xx)."""
+
+    def __init__(self, message: str, problems: dict[str, str]) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+@dataclass
+class Router:
+    """Forecasts for one dataset from the Feast online store, routed by the registry's aliases."""
+
+    settings: Settings
+    dataset: str
+    refresh_s: float = 30.0
+    models: dict[str, LoadedModel] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    route: Any = None
+    _checked: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # ---- models -----------------------------------------------------------------------------------
+    def refresh(self, force: bool = False) -> None:
+        """Reload a model whose alias moved, and the route; keep the last good model on failure."""
+        now = time.monotonic()
+        if not force and now - self._checked < self.refresh_s:
+            return
+        with self._lock:
+            if not force and now - self._checked < self.refresh_s:
+                return
+            self._checked = now
+            from seqops.registry.packaging import load_bundle
+            from seqops.registry.registry import Registry, get_route
+
+            registry = Registry(self.settings)
+            self.route = get_route(registry, self.dataset)
+            models = dict(self.models)
+            for alias in (CHAMPION, CHALLENGER):
+                try:
+                    version = registry.by_alias(self.dataset, alias)
+                except Exception as exc:  # registry unreachable: keep serving what is loaded
+                    self.errors[alias] = f"registry: {exc}"
+                    continue
+                if version is None:
+                    models.pop(alias, None)
+                    continue
+                current = models.get(alias)
+                if current is not None and current.version == version.version:
+                    continue
+                try:
+                    bundle = load_bundle(f"models:/{version.name}/{version.version}")
+                except Exception as exc:
+                    self.errors[alias] = (
+                        f"version {version.version} failed to load ({exc}); still serving "
+                        + (f"version {current.version}" if current else "nothing for this alias")
+                    )
+                    continue
+                models[alias] = LoadedModel(alias, version.name, version.version, version.run_id, bundle, now)
+                self.errors.pop(alias, None)
+            self.models = models  # one assignment: a request sees the old set or the new, never half
+
+    def served_model(self) -> LoadedModel | None:
+        """The model that answers in champion mode: the champion, else the first model (challenger)."""
+        return self.models.get(CHAMPION) or self.models.get(CHALLENGER)
+
+    @property
+    def ready(self) -> bool:
+        return self.served_model() is not None
+
+    # ---- forecasting -------------------------------------------------------------------------------
+    def _assign(self, series_ids: list[str]) -> tuple[dict[str, LoadedModel], dict[str, LoadedModel]]:
+        """(served model per series, shadow model per series) under the current route."""
+        models, route = self.models, self.route
+        served = self.served_model()
+        if served is None:
+            raise ForecastError("no model to serve: register one (train_forecaster)", {})
+        challenger = models.get(CHALLENGER)
+        mode = route.mode if route is not None else "champion"
+        has_both = (
+            CHAMPION in models and challenger is not None and challenger.version != models[CHAMPION].version
+        )
+        serving = dict.fromkeys(series_ids, served)
+        shadow: dict[str, LoadedModel] = {}
+        if has_both and mode == "shadow":
+            shadow = dict.fromkeys(series_ids, challenger)
+        elif has_both and mode == "canary":
+            for sid in series_ids:
+                if canary_arm(sid, route.canary_share) == CHALLENGER:
+                    serving[sid] = challenger
+        return serving, shadow
+
+    def forecast(
+        self,
+        series_ids: list[str],
+        *,
+        as_of: datetime | None = None,
+        request_id: str,
+        source: str = "online",
+        shadow_later: list | None = None,
+    ) -> tuple[list[SeriesForecast], list[LoggedForecast]]:
+        """Forecast ``series_ids`` from their online windows at ``as_of``.
+
+        Returns:
+            The served forecasts and the log rows of the served arm. The shadow arm's rows are
+            appended to ``shadow_later`` as a callable (run it off the served path), or computed
+            now when ``shadow_later`` is None.
+
+        Raises:
+            ForecastError: a series has no usable window (unknown, missing, stale, torn), or no
+                model is loaded; ``problems`` names each series and why.
+        """
+        from seqops.features.store import read_online
+
+        self.refresh()
+        ids = [str(s) for s in series_ids]
+        if not ids:
+            raise ForecastError("no series requested", {})
+        windows = read_online(self.dataset, ids, as_of=as_of, settings=self.settings)
+        problems = {
+            sid: status for sid, status in zip(ids, windows.status, strict=True) if status != "present"
+        }
+        if problems:
+            raise ForecastError(
+                f"{len(problems)} of {len(ids)} series have no usable features at "
+                f"{windows.as_of.isoformat()}",
+                problems,
+            )
+        serving, shadow = self._assign(ids)
+        mode = self.route.mode if self.route is not None else "champion"
+        out: list[SeriesForecast] = []
+        logged: list[LoggedForecast] = []
+        for model, idx in _groups(serving, ids):
+            preds = _predict(model, windows, idx)
+            for i, pred in zip(idx, preds, strict=True):
+                sf = _series_forecast(model, windows, i, pred)
+                out.append(sf)
+                logged.append(_logged(self.dataset, request_id, sf, model, True, mode, source))
+        order = {sid: k for k, sid in enumerate(ids)}
+        out.sort(key=lambda f: order[f.series_id])
+
+        def shadow_rows() -> list[LoggedForecast]:
+            rows = []
+            for model, idx in _groups(shadow, ids):
+                for i, pred in zip(idx, _predict(model, windows, idx), strict=True):
+                    sf = _series_forecast(model, windows, i, pred)
+                    rows.append(_logged(self.dataset, request_id, sf, model, False, mode, source))
+            return rows
+
+        if shadow:
+            if shadow_later is None:
+                logged.extend(shadow_rows())
+            else:
+                shadow_later.append(shadow_rows)
+        return out, logged
+
+
+def _groups(assignment: dict[str, LoadedModel], ids: list[str]) -> list[tuple[LoadedModel, list[int]]]:
+    by_version: dict[tuple[str, str], tuple[LoadedModel, list[int]]] = {}
+    for i, sid in enumerate(ids):
+        model = assignment.get(sid)
+        if model is not None:
+            by_version.setdefault((model.alias, model.version), (model, []))[1].append(i)
+    return list(by_version.values())
+
+
+def _predict(model: LoadedModel, windows: OnlineWindows, idx: list[int]) -> np.ndarray:
+    """The model's point forecasts for rows ``idx`` of the online windows: the training inputs, exactly."""
+    from seqops.core.windows import WindowSet
+    from seqops.training.train import predict
+
+    bundle = model.bundle
+    sel = np.asarray(idx)
+    position = {s: k for k, s in enumerate(bundle.series_ids)}
+    n_cal = bundle.n_calendar
+    calendar = windows.calendar[sel] if n_cal else np.zeros((len(sel), bundle.config.horizon, 0), np.float32)
+    ws = WindowSet(
+        x=windows.x[sel],
+        y=np.full((len(sel), bundle.config.horizon), np.nan, np.float32),
+        series_idx=np.array([position.get(windows.series_ids[i], -1) for i in idx], dtype=np.int64),
+        origin=windows.window_end[sel].astype("datetime64[ns]"),
+        calendar=calendar,
+        scale=windows.scale[sel],
+        series_ids=bundle.series_ids,
+        step=bundle.step,
+        calendar_tz=bundle.calendar_tz,
+    )
+    pred = predict(bundle.model, ws)
+    if pred.ndim == 3:  # quantile model: serve the median
+        qs = bundle.config.quantiles
+        pred = pred[..., int(np.argmin([abs(q - 0.5) for q in qs]))]
+    return pred
+
+
+def _series_forecast(model: LoadedModel, windows: OnlineWindows, i: int, pred: np.ndarray) -> SeriesForecast:
+    import pandas as pd
+
+    origin = pd.Timestamp(windows.window_end[i]).tz_localize("UTC")
+    step = pd.Timedelta(model.bundle.step)
+    stamps = [(origin + (k + 1) * step).isoformat() for k in range(len(pred))]
+    return SeriesForecast(
+        series_id=windows.series_ids[i],
+        origin=origin.to_pydatetime(),
+        arm=model.alias,
+        model_name=model.name,
+        model_version=model.version,
+        alias=model.alias,
+        forecast=[float(v) for v in pred],
+        timestamps=stamps,
+    )
+
+
+def _logged(
+    dataset, request_id, sf: SeriesForecast, model: LoadedModel, served, mode, source
+) -> LoggedForecast:
+    import pandas as pd
+
+    from seqops.serving.log import LoggedForecast
+
+    return LoggedForecast(
+        request_id=request_id,
+        dataset=dataset,
+        series_id=sf.series_id,
+        origin=sf.origin,
+        model_name=model.name,
+        model_version=model.version,
+        alias=model.alias,
+        arm=model.alias,
+        served=served,
+        mode=mode,
+        forecast=sf.forecast,
+        step_seconds=int(pd.Timedelta(model.bundle.step).total_seconds()),
+        source=source,
+    )
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

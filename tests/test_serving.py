@@ -1,0 +1,218 @@
+"""Serving through real MLflow, Feast and the prediction log: batch and online through one router,
+shadow and canary, alias moves, actuals joined as they arrive, lineage from a logged forecast."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+JULY_END = "2018-07-31T23:00:00+00:00"  # the newest origin before the held-back August batch
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, pjm_source):
+    """Two PJM zones May-July ingested, features materialized, two models registered (v1, v2);
+    August held back, to arrive later as the actuals."""
+    from seqops.core.importers import import_pjm
+    from seqops.core.settings import Settings
+    from seqops.flows import train as flow
+    from seqops.flows.features import refresh
+    from seqops.flows.ingest import ingest_file
+    from seqops.registry.tracking import init_tracking_store
+
+    root = tmp_path_factory.mktemp("serving")
+    settings = Settings(home=root / "home", profile="embedded", features_datasets=["pjm"])
+    report = import_pjm(
+        pjm_source, root / "batches", zones=["AEP", "DUQ"], since="2018-05-01", period="month"
+    )
+    held_back = sorted(report.batches)[-1]
+    assert "2018-08" in held_back
+    for name in sorted(report.batches)[:-1]:
+        assert ingest_file(settings, root / "batches" / name, "pjm").accepted
+    refresh(settings, "pjm")
+    init_tracking_store(settings)
+    say = lambda _: None  # noqa: E731
+    versions = []
+    for seed in (0, 1):
+        overrides = {"max_epochs": 1, "time_budget_s": 30, "seed": seed}
+        trained = flow.train("pjm", overrides=overrides, history_days=60, settings=settings, progress=say)
+        evaluated = flow.backtest(trained, settings=settings, progress=say)
+        versions.append(flow.register(evaluated, settings=settings, progress=say)["version"])
+    assert versions == ["1", "2"]
+    return {"settings": settings, "held_back": root / "batches" / held_back}
+
+
+@pytest.fixture()
+def client(served):
+    from fastapi.testclient import TestClient
+
+    from seqops.serving.app import create_app
+
+    app = create_app(served["settings"], datasets=["pjm"], token="s3cret", refresh_s=0.0)
+    with TestClient(app) as c:
+        c.headers["Authorization"] = "Bearer s3cret"
+        yield c
+
+
+def _set(settings, *, champion: str | None, challenger: str, mode: str = "champion", share: float = 0.5):
+    from seqops.registry.registry import CHALLENGER, CHAMPION, Registry, Route, model_name, set_route
+
+    registry = Registry(settings)
+    name = model_name("pjm")
+    if champion is None:
+        try:
+            registry.client.delete_registered_model_alias(name, CHAMPION)
+        except Exception:
+            pass
+    else:
+        registry.set_alias("pjm", CHAMPION, champion)
+    registry.set_alias("pjm", CHALLENGER, challenger)
+    set_route(registry, "pjm", Route(mode=mode, canary_share=share))
+
+
+def _online(client, ids=("AEP", "DUQ"), as_of=JULY_END, **extra):
+    return client.post(
+        "/v1/forecast", json={"dataset": "pjm", "series_ids": list(ids), "as_of": as_of, **extra}
+    )
+
+
+def test_batch_forecasts_every_series_and_online_answers_equal_them_bit_for_bit(served, client):
+    from seqops.flows.forecast import batch_forecast
+    from seqops.serving.log import PredictionLog
+
+    settings = served["settings"]
+    _set(settings, champion=None, challenger="2")  # no champion yet: the first model serves
+    batch = batch_forecast(settings, "pjm", as_of=datetime.fromisoformat(JULY_END))
+    assert (batch["series"], batch["logged"], batch["skipped"]) == (2, 2, {})
+    assert batch["models"] == ["challenger:2"]
+    again = batch_forecast(settings, "pjm", as_of=datetime.fromisoformat(JULY_END))
+    assert (again["logged"], again["already_logged"]) == (0, 2)  # a re-run logs nothing twice
+    logged = {r["series_id"]: r for r in PredictionLog(settings).rows(request_id=batch["request_id"])}
+    assert set(logged) == {"AEP", "DUQ"} and all(
+        r["served"] and r["source"] == "batch" for r in logged.values()
+    )
+
+    answer = _online(client)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    for f in body["forecasts"]:
+        assert f["forecast"] == logged[f["series_id"]]["forecast"]  # the same router, bit for bit
+        assert f["origin"] == JULY_END and f["model"]["version"] == "2" and len(f["forecast"]) == 24
+    online_rows = PredictionLog(settings).rows(request_id=body["request_id"])
+    assert {(r["series_id"], r["served"], r["source"]) for r in online_rows} == {
+        ("AEP", True, "online"),
+        ("DUQ", True, "online"),
+    }
+
+
+def test_requests_need_the_token_and_bad_input_gets_a_4xx_saying_which(client):
+    assert client.post("/v1/forecast", json={}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
+    assert client.get("/healthz", headers={"Authorization": ""}).status_code == 200
+    unknown = _online(client, ids=("AEP", "ZONE_X"))
+    assert unknown.status_code == 422 and unknown.json()["detail"]["series"] == {"ZONE_X": "missing"}
+    stale = _online(client, as_of="2018-08-02T00:00:00+00:00")
+    assert stale.status_code == 422
+    assert stale.json()["detail"]["series"] == {"AEP": "expired", "DUQ": "expired"}
+    assert _online(client, dataset_typo=1).status_code == 200  # extra fields are ignored
+    assert client.post("/v1/forecast", json={"dataset": "m4", "series_ids": ["a"]}).status_code == 404
+    assert client.post("/v1/forecast", json={"dataset": "pjm", "series_ids": []}).status_code == 422
+
+
+def test_shadow_forecasts_are_logged_never_returned(served, client):
+    from seqops.serving.log import PredictionLog
+
+    _set(served["settings"], champion="1", challenger="2", mode="shadow")
+    answer = _online(client)
+    body = answer.json()
+    assert {f["model"]["version"] for f in body["forecasts"]} == {"1"}
+    rows = PredictionLog(served["settings"]).rows(request_id=body["request_id"])
+    served_rows = {(r["series_id"], r["model_version"]) for r in rows if r["served"]}
+    shadow_rows = {(r["series_id"], r["model_version"]) for r in rows if not r["served"]}
+    assert served_rows == {("AEP", "1"), ("DUQ", "1")}
+    assert shadow_rows == {("AEP", "2"), ("DUQ", "2")}
+    by = {(r["series_id"], r["served"]): r["forecast"] for r in rows}
+    assert by[("AEP", True)] != by[("AEP", False)]  # two different models, both logged
+
+
+def test_canary_splits_series_stably(served, client):
+    from seqops.serving.router import canary_arm
+
+    ids = ["AEP", "DUQ"]
+    share = 0.1  # sha256 buckets: AEP 0.016 (challenger), DUQ 0.181 (champion)
+    assert {canary_arm(i, share) for i in ids} == {"champion", "challenger"}
+    # stable: the arm of an id depends on the id alone, and shares nest (a bigger canary keeps its series)
+    many = [f"s{i}" for i in range(2000)]
+    picked = [s for s in many if canary_arm(s, 0.1) == "challenger"]
+    assert 150 < len(picked) < 250 and all(canary_arm(s, 0.3) == "challenger" for s in picked)
+    _set(served["settings"], champion="1", challenger="2", mode="canary", share=share)
+    first, second = _online(client).json(), _online(client).json()
+    arms = {f["series_id"]: (f["arm"], f["model"]["version"]) for f in first["forecasts"]}
+    assert arms == {
+        sid: ("challenger", "2") if canary_arm(sid, share) == "challenger" else ("champion", "1")
+        for sid in ids
+    }
+    assert arms == {f["series_id"]: (f["arm"], f["model"]["version"]) for f in second["forecasts"]}
+
+
+def test_an_alias_move_is_picked_up_without_a_failed_request(served, client):
+    router = None
+    _set(served["settings"], champion="1", challenger="2")
+    before = _online(client)
+    assert before.status_code == 200 and before.json()["forecasts"][0]["model"]["version"] == "1"
+    _set(served["settings"], champion="2", challenger="2")
+    codes = []
+    for _ in range(3):
+        codes.append(_online(client).status_code)
+    from seqops.serving.router import Router
+
+    router = Router(served["settings"], "pjm", refresh_s=0.0)
+    router.refresh(force=True)
+    assert router.served_model().version == "2"
+    assert codes == [200, 200, 200]
+    assert client.get("/v1/models").json()["pjm"]["models"]["champion"]["version"] == "2"
+    assert _online(client).json()["forecasts"][0]["model"]["version"] == "2"
+
+
+def test_actuals_are_joined_when_they_arrive_and_a_forecast_walks_back_to_its_data(served):
+    from seqops.flows.forecast import join_actuals, show
+    from seqops.flows.ingest import ingest_file
+    from seqops.serving.log import PredictionLog
+
+    settings = served["settings"]
+    log = PredictionLog(settings)
+    before = join_actuals(settings, "pjm")
+    assert before["joined"] == 0 and before["waiting"] > 0  # August has not arrived
+    assert ingest_file(settings, served["held_back"], "pjm").accepted
+    after = join_actuals(settings, "pjm")
+    assert after["joined"] == before["waiting"] and after["waiting"] == 0
+    from seqops.core.store import CuratedStore
+
+    row = log.rows(series_id="AEP")[0]
+    aug = CuratedStore(settings).read(
+        "pjm", series_ids=["AEP"], start=datetime.fromisoformat("2018-08-01T00:00:00+00:00")
+    )
+    assert row["actual"] == aug["value"].head(24).tolist()
+    lineage = show(settings, row["id"])["lineage"]
+    assert lineage["training_run_id"] and lineage["feature_service"] == "pjm_training"
+    assert lineage["data_version"] is not None
+
+
+def test_a_model_that_fails_to_load_leaves_the_last_good_one_serving(served, client):
+    from seqops.registry.registry import CHAMPION, Registry, model_name
+
+    settings = served["settings"]
+    _set(settings, champion="1", challenger="2")
+    assert _online(client).json()["forecasts"][0]["model"]["version"] == "1"
+    registry = Registry(settings)
+    broken = registry.client.create_model_version(model_name("pjm"), "file:///nonexistent/model", run_id=None)
+    registry.set_alias("pjm", CHAMPION, broken.version)
+    answer = _online(client)
+    assert answer.status_code == 200 and answer.json()["forecasts"][0]["model"]["version"] == "1"
+    errors = client.get("/v1/models").json()["pjm"]["errors"]
+    assert f"version {broken.version} failed to load" in errors["champion"]
+    assert "serving version 1" in errors["champion"]
+    registry.set_alias("pjm", CHAMPION, "1")
