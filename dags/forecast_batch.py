@@ -55,10 +55,18 @@ def forecast_batch():
     @task
     def forecast(dataset: str) -> dict:
         """Forecast every series through the router; commit the forecasts to the prediction log."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from seqops.core.settings import get_settings
         from seqops.flows.forecast import batch_forecast
+        from seqops.serving.router import ForecastError
 
-        result = batch_forecast(get_settings(), dataset)
+        try:
+            result = batch_forecast(get_settings(), dataset)
+        except ForecastError as exc:
+            if exc.problems:
+                raise
+            raise AirflowSkipException(str(exc)) from None  # no model registered yet
         print(result)
         return result
 

@@ -326,6 +326,43 @@ def forecast_route(
     typer.echo(json.dumps(vars(get_route(registry, dataset))))
 
 
+@app.command("replay")
+def replay_cmd(
+    dataset: Annotated[str, typer.Option(help="Dataset whose held-back data to land.")] = "pjm",
+    steps: Annotated[int, typer.Option(help="Batches to land.")] = 7,
+    hours: Annotated[int, typer.Option(help="Hours of data per batch.")] = 24,
+    inline: Annotated[bool, typer.Option(help="Run each step in this process, without Airflow.")] = False,
+    show: Annotated[bool, typer.Option("--status", help="Only say how much is left.")] = False,
+) -> None:
+    """Land the held-back end of the demo as live data, batch by batch, moving the platform clock.
+
+    Through the running platform (Airflow ingests, materializes and forecasts each batch), or inline.
+    Example: seqops replay --steps 7 --hours 24
+    """
+    from seqops.flows import replay as flow
+
+    settings = get_settings()
+    try:
+        if show:
+            typer.echo(json.dumps(flow.status(settings, dataset)))
+            return
+        if inline:
+            for k in range(steps):
+                result = flow.step_inline(settings, dataset, hours)
+                if result is None:
+                    _say("replay: nothing left to land")
+                    break
+                _say(f"replay step {k + 1}/{steps}: {json.dumps(result, default=str)}")
+        else:
+            from seqops import platform
+
+            platform.replay(settings, dataset, steps=steps, hours=hours, progress=_say)
+    except FileNotFoundError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(flow.status(settings, dataset)))
+
+
 @app.command()
 def serve(
     port: Annotated[int | None, typer.Option(help="Port (default SEQOPS_SERVING_PORT, 8000).")] = None,

@@ -104,8 +104,14 @@ def create_app(
 
     @app.on_event("startup")
     def _load() -> None:
-        for router in routers.values():
+        from seqops.features.store import online_reader
+
+        for name, router in routers.items():
             router.refresh(force=True)
+            try:  # open the feature store now (import feast takes seconds), not on the first request
+                online_reader(name, settings)
+            except Exception as exc:
+                router.errors["features"] = f"feature store not readable yet: {exc}"
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:

@@ -175,8 +175,10 @@ class Router:
             ForecastError: a series has no usable window (unknown, missing, stale, torn), or no
                 model is loaded; ``problems`` names each series and why.
         """
+        from seqops.core.clock import now
         from seqops.features.store import read_online
 
+        as_of = as_of or now(self.settings)  # the platform clock: a replay's moment, else real time
         self.refresh()
         ids = [str(s) for s in series_ids]
         if not ids:

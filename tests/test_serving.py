@@ -216,3 +216,116 @@ def test_a_model_that_fails_to_load_leaves_the_last_good_one_serving(served, cli
     assert f"version {broken.version} failed to load" in errors["champion"]
     assert "serving version 1" in errors["champion"]
     registry.set_alias("pjm", CHAMPION, "1")
+
+
+def test_killed_under_load_every_acknowledged_forecast_is_logged_once(served, tmp_path):
+    """SIGKILL the service mid-stream, restart it, retry what was not acknowledged: the log holds
+    every acknowledged request's forecasts exactly once."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import threading
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from seqops.serving.log import PredictionLog
+
+    settings = served["settings"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "SEQOPS_HOME": str(settings.home),
+        "SEQOPS_FEATURES_DATASETS": "pjm",
+        "SEQOPS_SERVING_TOKEN": "s3cret",
+        "SEQOPS_SERVING_PORT": str(port),
+    }
+    seqops = str(Path(sys.executable).with_name("seqops"))
+    url = f"http://127.0.0.1:{port}"
+
+    def start() -> subprocess.Popen:
+        log = (tmp_path / "serve.log").open("a")
+        proc = subprocess.Popen(
+            [seqops, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        for _ in range(300):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    return proc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("service did not become ready")
+
+    acknowledged: list[str] = []
+    codes: list[str] = []
+    errs: list[str] = []
+    unanswered: list[str] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        with httpx.Client(headers={"Authorization": "Bearer s3cret"}, timeout=5) as http:
+            k = 0
+            while not stop.is_set() and k < 400:
+                rid = f"load-{k}"
+                k += 1
+                try:
+                    r = http.post(
+                        f"{url}/v1/forecast",
+                        json={"dataset": "pjm", "series_ids": ["AEP", "DUQ"], "as_of": JULY_END},
+                        headers={"x-request-id": rid},
+                    )
+                    (acknowledged if r.status_code == 200 else unanswered).append(rid)
+                    if r.status_code != 200:
+                        codes.append(r.text[:300])
+                except httpx.HTTPError as exc:
+                    unanswered.append(rid)
+                    errs.append(repr(exc))
+                    time.sleep(0.05)
+
+    proc = start()
+    worker = threading.Thread(target=load)
+    worker.start()
+    for _ in range(200):  # a stream of answered requests first
+        if len(acknowledged) >= 20:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # under load
+    proc.wait()
+    time.sleep(0.5)
+    proc = start()
+    resumed = len(acknowledged)
+    for _ in range(200):
+        if len(acknowledged) >= resumed + 10:
+            break
+        time.sleep(0.05)
+    stop.set()
+    worker.join()
+    try:
+        with httpx.Client(headers={"Authorization": "Bearer s3cret"}, timeout=10) as http:
+            for rid in unanswered:  # the client retries what it never got an answer for
+                body = {"dataset": "pjm", "series_ids": ["AEP", "DUQ"], "as_of": JULY_END}
+                assert (
+                    http.post(f"{url}/v1/forecast", json=body, headers={"x-request-id": rid}).status_code
+                    == 200
+                )
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+    assert len(acknowledged) > 5 and len(unanswered) >= 1, (
+        len(acknowledged),
+        len(unanswered),
+        unanswered[:5],
+        errs[:3],
+    )
+    rows = [r for r in PredictionLog(settings).rows(dataset="pjm") if r["request_id"].startswith("load-")]
+    keys = [(r["request_id"], r["series_id"], r["arm"]) for r in rows if r["served"]]
+    assert len(keys) == len(set(keys))  # none twice
+    logged = {r["request_id"] for r in rows if r["served"]}
+    assert set(acknowledged) | set(unanswered) <= logged  # every acknowledged (and retried) one
+    assert all(sum(1 for k in keys if k[0] == rid) == 2 for rid in logged)  # both series, whole

@@ -39,6 +39,7 @@ class ImportReport:
     source: str
     rows_read: int = 0
     rows_written: int = 0
+    rows_held_back: int = 0
     series: list[str] = field(default_factory=list)
     repairs: dict[str, int] = field(default_factory=dict)
     batches: list[str] = field(default_factory=list)
@@ -52,6 +53,7 @@ class ImportReport:
             "source": self.source,
             "rows_read": self.rows_read,
             "rows_written": self.rows_written,
+            "rows_held_back": self.rows_held_back,
             "series": self.series,
             "repairs": self.repairs,
             "batches": self.batches,
@@ -204,10 +206,15 @@ def import_pjm(
     since: str | None = None,
     report_path: Path | None = None,
     tz: str = "America/New_York",
+    hold_back_days: int = 0,
+    hold_back_path: Path | None = None,
 ) -> ImportReport:
     """Import raw PJM zone files into canonical interval batches under ``out_dir``.
 
     ``tz`` is the zone of the raw wall-clock labels (the pjm dataset's ``source_timezone``).
+    ``hold_back_days`` > 0 keeps the last days (after the newest timestamp minus that many days) out
+    of the batches and writes them, canonical and sorted, to ``hold_back_path``: the live data a
+    replay lands later.
     """
     import pandas as pd
 
@@ -222,6 +229,16 @@ def import_pjm(
     frame = pd.concat(frames, ignore_index=True)
     if since:
         frame = frame[frame["timestamp"] >= pd.Timestamp(since, tz="UTC")]
+    if hold_back_days > 0:
+        if hold_back_path is None:
+            raise ValueError("hold_back_days needs a hold_back_path")
+        cutoff = frame["timestamp"].max() - pd.Timedelta(days=hold_back_days)
+        later = frame[frame["timestamp"] > cutoff].sort_values(["timestamp", "series_id"], kind="stable")
+        hold_back_path.parent.mkdir(parents=True, exist_ok=True)
+        out = later.assign(timestamp=later["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        out[["series_id", "timestamp", "value"]].to_csv(hold_back_path, index=False)
+        report.rows_held_back = len(later)
+        frame = frame[frame["timestamp"] <= cutoff]
     write_batches(frame, out_dir, prefix="pjm", period=period, report=report)
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     airflow_port: int = 8080
     mlflow_port: int = 5000
     serving_port: int = 8000
+    replay_days: int = Field(14, ge=0, description="Days of the PJM demo held back for `seqops replay`.")
     serving_token: SecretStr | None = Field(
         None,
         description="Bearer token of the prediction service; generated into home on first start if unset.",

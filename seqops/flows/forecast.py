@@ -16,11 +16,13 @@ def batch_forecast(settings: Settings, dataset: str, *, as_of: datetime | None =
     The request id names the dataset and the newest origin, so a re-run of the same batch logs
     nothing twice. Series without a usable window are reported, not forecast.
     """
+    from seqops.core.clock import now
     from seqops.features.store import read_online
     from seqops.features.tables import latest_window_ends
     from seqops.serving.log import PredictionLog
     from seqops.serving.router import ForecastError, Router
 
+    as_of = as_of or now(settings)
     latest = latest_window_ends(settings, dataset)
     ids = sorted(str(s) for s in latest.index)
     windows = read_online(dataset, ids, as_of=as_of, settings=settings)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from seqops.core.resources import dags_folder, demo_dir
 from seqops.core.settings import Settings
+from seqops.flows.replay import replay_file
 from seqops.platform.waits import poll
 
 Progress = Callable[[str], None]
@@ -359,10 +360,13 @@ def load_demo(settings: Settings, progress: Progress = print) -> int:
         period="year",
         report_path=settings.data_dir / "reports" / "imports" / "pjm_demo.json",
         tz=settings.dataset("pjm").source_timezone or "UTC",
+        hold_back_days=settings.replay_days,
+        hold_back_path=replay_file(settings, "pjm"),
     )
     progress(
         f"imported PJM demo: {report.rows_read} raw rows -> {report.rows_written} canonical rows in "
-        f"{len(report.batches)} batches; repairs {report.repairs}"
+        f"{len(report.batches)} batches; repairs {report.repairs}; the last {settings.replay_days} days "
+        f"({report.rows_held_back} rows) held back for `seqops replay`"
     )
     return len(report.batches)
 
@@ -460,15 +464,22 @@ def wait_for_ingestion(
 
 
 def wait_for_asset_run(
-    settings: Settings, client, dag_id: str, *, timeout: float = 1800, progress: Progress = print
+    settings: Settings,
+    client,
+    dag_id: str,
+    *,
+    timeout: float = 1800,
+    progress: Progress = print,
+    after: str | None = None,
 ) -> str:
-    """Wait for the asset-triggered run of ``dag_id`` to be created and to finish; its state."""
+    """Wait for the asset-triggered run of ``dag_id`` (one queued after ``after``, ISO) to finish."""
     last = [""]
 
     def finished() -> str | None:
-        runs = client.request(
-            "GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 1}
-        )["dag_runs"]
+        params = {"order_by": "-run_after", "limit": 1}
+        if after:
+            params["run_after_gte"] = after
+        runs = client.request("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
         if runs:
             run = runs[0]
             tis = client.task_instances(dag_id, run["dag_run_id"])
@@ -493,3 +504,43 @@ def wait_for_asset_run(
             f"{dag_id} did not finish within {timeout:.0f} s: see {airflow_url(settings)}/dags/{dag_id}"
         ),
     )
+
+
+def replay(
+    settings: Settings, dataset: str = "pjm", *, steps: int = 7, hours: int = 24, progress: Progress = print
+) -> list[dict]:
+    """Replay held-back data through the running platform: land a batch, move the clock, and wait
+    for ``ingest_sequences``, the asset-triggered ``materialize_features`` and ``forecast_batch``."""
+    from datetime import UTC, datetime
+
+    from seqops.core.clock import set_clock
+    from seqops.flows.replay import next_batch
+    from seqops.platform.airflow_client import AirflowClient
+
+    client = AirflowClient(airflow_url(settings), settings.admin_user, admin_password(settings))
+    done = []
+    for k in range(steps):
+        began = datetime.now(UTC).isoformat()
+        landed = next_batch(settings, dataset, hours)
+        if landed is None:
+            progress("replay: nothing left to land")
+            break
+        path, newest = landed
+        set_clock(settings, newest)
+        progress(f"replay step {k + 1}/{steps}: {path.name}, clock {newest.isoformat()}")
+        client.trigger("ingest_sequences", {"dataset": dataset})
+        ingest = wait_for_ingestion(settings, client, dataset, progress=progress)
+        features = wait_for_asset_run(
+            settings, client, "materialize_features", progress=progress, after=began
+        )
+        forecast = wait_for_asset_run(settings, client, "forecast_batch", progress=progress, after=began)
+        done.append(
+            {
+                "batch": path.name,
+                "clock": newest.isoformat(),
+                "ingest": ingest["rows_accepted"],
+                "features": features,
+                "forecast": forecast,
+            }
+        )
+    return done
