@@ -23,11 +23,12 @@ def create_app(
     *,
     datasets: list[str] | None = None,
     token: str | None = None,
-    refresh_s: float = 30.0,
+    refresh_s: float | None = None,
 ):
     """The service for ``datasets`` (default: every feature dataset) under these settings.
 
-    ``refresh_s``: how often a router checks the registry for moved aliases and a new route.
+    ``refresh_s``: how often a router checks the registry for moved aliases and a new route
+    (default ``settings.serving_refresh_s``).
     """
     from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request, Response
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -50,7 +51,8 @@ def create_app(
         settings = get_settings()
     names = datasets or settings.feature_datasets()
     expected = token or _token(settings)
-    routers = {name: Router(settings, name, refresh_s=refresh_s) for name in names}
+    every = settings.serving_refresh_s if refresh_s is None else refresh_s
+    routers = {name: Router(settings, name, refresh_s=every) for name in names}
     log = PredictionLog(settings)
 
     metrics = CollectorRegistry()

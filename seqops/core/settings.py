@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     airflow_port: int = 8080
     mlflow_port: int = 5000
     serving_port: int = 8000
+    serving_refresh_s: float = Field(
+        30.0, gt=0, description="How often the service checks for moved aliases."
+    )
     replay_days: int = Field(14, ge=0, description="Days of the PJM demo held back for `seqops replay`.")
     serving_token: SecretStr | None = Field(
         None,
