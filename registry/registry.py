@@ -166,3 +166,85 @@ def set_route(registry: Registry, dataset: str, route: Route) -> None:
     name = model_name(dataset)
     registry.client.set_registered_model_tag(name, ROUTE_MODE_TAG, route.mode)
     registry.client.set_registered_model_tag(name, ROUTE_SHARE_TAG, str(route.canary_share))
+
+
+# ---- promotion: the only moves of `champion` --------------------------------------------------------
+PREVIOUS = "previous_champion"
+APPROVED, REJECTED, ROLLED_BACK = "approved", "rejected", "rolled_back"
+
+
+def promote(
+    registry: Registry, dataset: str, version: str, *, approved_by: str, evidence_run_id: str
+) -> None:
+    """Make ``version`` the champion, as one move under the alias lock.
+
+    The version gets ``validation_status=approved``, ``approved_by``, ``approved_at`` and the
+    evidence run; the old champion keeps the ``previous_champion`` alias for a rollback; the router
+    goes back to champion only. Refuses a version that is not the pending challenger.
+    """
+    from datetime import UTC, datetime
+
+    name = model_name(dataset)
+    target = registry.get(name, version)
+    if target.tags.get("validation_status") not in ("pending_approval", APPROVED):
+        raise ValueError(
+            f"{name} version {version} is {target.tags.get('validation_status')!r}, not pending approval"
+        )
+    with registry._alias_lock():
+        old = registry.by_alias(dataset, CHAMPION)
+        for key, value in {
+            "validation_status": APPROVED,
+            "approved_by": approved_by,
+            "approved_at": datetime.now(UTC).isoformat(),
+            "evidence_run_id": evidence_run_id,
+        }.items():
+            registry.client.set_model_version_tag(name, version, key, value)
+        if old is not None and old.version != version:
+            registry.client.set_registered_model_alias(name, PREVIOUS, old.version)
+        registry.client.set_registered_model_alias(name, CHAMPION, version)
+        challenger = registry.by_alias(dataset, CHALLENGER)
+        if challenger is not None and challenger.version == version:
+            registry.client.delete_registered_model_alias(name, CHALLENGER)
+    set_route(registry, dataset, Route(mode="champion"))
+
+
+def reject(registry: Registry, dataset: str, version: str, *, reason: str) -> None:
+    """Archive a challenger with the reason: it loses the alias, the router serves the champion only."""
+    name = model_name(dataset)
+    registry.set_tags(dataset, version, {"validation_status": REJECTED, "rejected_reason": reason})
+    with registry._alias_lock():
+        challenger = registry.by_alias(dataset, CHALLENGER)
+        if challenger is not None and challenger.version == version:
+            registry.client.delete_registered_model_alias(name, CHALLENGER)
+    set_route(registry, dataset, Route(mode="champion"))
+
+
+def last_approved(registry: Registry, dataset: str, *, before: str | None = None) -> RegisteredVersion | None:
+    """The newest approved version older than ``before`` (never merely "the previous version number")."""
+    for version in registry.versions(dataset):
+        if before is not None and int(version.version) >= int(before):
+            continue
+        if version.tags.get("validation_status") == APPROVED:
+            return version
+    return None
+
+
+def rollback(registry: Registry, dataset: str, *, reason: str) -> RegisteredVersion:
+    """Put the last approved champion back; record why on the version rolled back from.
+
+    Raises:
+        LookupError: there is no earlier approved version to go back to.
+    """
+    name = model_name(dataset)
+    with registry._alias_lock():
+        current = registry.by_alias(dataset, CHAMPION)
+        back_to = last_approved(registry, dataset, before=current.version if current else None)
+        if back_to is None:
+            raise LookupError(f"{name}: no earlier approved version to roll back to")
+        if current is not None:
+            registry.set_tags(
+                dataset, current.version, {"validation_status": ROLLED_BACK, "rollback_reason": reason}
+            )
+        registry.client.set_registered_model_alias(name, CHAMPION, back_to.version)
+    set_route(registry, dataset, Route(mode="champion"))
+    return registry.get(name, back_to.version)

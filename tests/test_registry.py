@@ -48,3 +48,51 @@ def test_experiment_is_created_once_with_an_explicit_artifact_location(registry,
     assert registry.experiment_id("demo") == first
     location = registry.client.get_experiment(first).artifact_location
     assert location.startswith(home.artifact_root)
+
+
+def test_promote_moves_champion_once_keeps_the_old_for_rollback_and_resets_the_route(registry, tmp_path):
+    from seqops.registry.registry import (
+        CHALLENGER,
+        CHAMPION,
+        PREVIOUS,
+        Route,
+        get_route,
+        promote,
+        reject,
+        rollback,
+        set_route,
+    )
+
+    versions = []
+    for _ in range(4):
+        run, src = _logged_run(registry, tmp_path)
+        versions.append(registry.register("demo", run, src, {}).version)
+    promote(registry, "demo", "1", approved_by="alice", evidence_run_id="r1")
+    set_route(registry, "demo", Route(mode="canary", canary_share=0.2))
+    promote(registry, "demo", "2", approved_by="bob", evidence_run_id="r2")
+    two = registry.by_alias("demo", CHAMPION)
+    assert two.version == "2" and registry.by_alias("demo", PREVIOUS).version == "1"
+    assert (two.tags["validation_status"], two.tags["approved_by"], two.tags["evidence_run_id"]) == (
+        "approved",
+        "bob",
+        "r2",
+    )
+    assert get_route(registry, "demo").mode == "champion"
+    reject(registry, "demo", "3", reason="backtest gate: worse")
+    three = registry.get("seqops-forecaster-demo", "3")
+    assert three.tags["validation_status"] == "rejected" and CHALLENGER not in three.aliases
+    with pytest.raises(ValueError, match="not pending approval"):
+        promote(registry, "demo", "3", approved_by="eve", evidence_run_id="r3")
+    # v4 promoted, then regresses: back to the last *approved* one (v2), not "version 3"
+    promote(registry, "demo", "4", approved_by="alice", evidence_run_id="r4")
+    back = rollback(registry, "demo", reason="canary regression: MASE +18%, p = 0.001")
+    assert back.version == "2" and registry.by_alias("demo", CHAMPION).version == "2"
+    four = registry.get("seqops-forecaster-demo", "4")
+    assert (
+        four.tags["validation_status"] == "rolled_back"
+        and "canary regression" in four.tags["rollback_reason"]
+    )
+    rollback(registry, "demo", reason="again")  # from v2 back to v1, the approved one before it
+    assert registry.by_alias("demo", CHAMPION).version == "1"
+    with pytest.raises(LookupError, match="no earlier approved version"):
+        rollback(registry, "demo", reason="nothing older")

@@ -329,3 +329,24 @@ def test_killed_under_load_every_acknowledged_forecast_is_logged_once(served, tm
     logged = {r["request_id"] for r in rows if r["served"]}
     assert set(acknowledged) | set(unanswered) <= logged  # every acknowledged (and retried) one
     assert all(sum(1 for k in keys if k[0] == rid) == 2 for rid in logged)  # both series, whole
+
+
+def test_backtest_gate_compares_on_the_challengers_folds_and_logs_its_evidence(served):
+    from seqops.flows.promote import backtest_gate
+    from seqops.registry.registry import Registry
+
+    settings = served["settings"]
+    verdict = backtest_gate(settings, "pjm", "2", champion="1")
+    assert verdict["decision"] in {"pass", "stop", "inconclusive"} and verdict["against"] == "champion v1"
+    assert 0.0 <= verdict["better"]["p_value"] <= 1.0 and verdict["better"]["n"] >= 24
+    assert abs(verdict["better"]["p_value"] + verdict["worse"]["p_value"] - 1.0) < 1e-9  # one-sided pair
+    client = Registry(settings).client
+    run = client.get_run(verdict["run_id"])
+    assert run.data.tags["seqops.promotion.decision"] == verdict["decision"]
+    assert {a.path for a in client.list_artifacts(verdict["run_id"], "gate_backtest")} == {
+        "gate_backtest/champion_vs_challenger.png",
+        "gate_backtest/per_series_mase.csv",
+    }
+    _set(settings, champion=None, challenger="2")
+    first = backtest_gate(settings, "pjm", "2")  # no champion: the better naive baseline is the bar
+    assert first["against"] in {"naive (no champion yet)", "seasonal_naive (no champion yet)"}
