@@ -6,7 +6,9 @@ Modes (``seqops.registry.registry.Route``, set on the registered model by the pr
   champion yet: the first model);
 * ``shadow``: the champion serves; the challenger forecasts the same inputs off the served path,
   logged with ``served = False`` and never returned;
-* ``canary``: a stable hash of ``series_id`` sends ``canary_share`` of the series to the challenger.
+* ``canary``: a stable hash of ``series_id`` sends ``canary_share`` of the series to the challenger;
+  the champion still forecasts those series off the served path (logged, not returned), so the
+  canary is judged on paired forecasts of the same series and origins.
 
 Models load by alias and reload when an alias moves (:meth:`Router.refresh`): the new model is
 loaded first and swapped in one assignment, so no request fails; a model that fails to load leaves
@@ -140,11 +142,9 @@ class Router:
         served = self.served_model()
         if served is None:
             raise ForecastError("no model to serve: register one (train_forecaster)", {})
-        challenger = models.get(CHALLENGER)
+        challenger, champion = models.get(CHALLENGER), models.get(CHAMPION)
         mode = route.mode if route is not None else "champion"
-        has_both = (
-            CHAMPION in models and challenger is not None and challenger.version != models[CHAMPION].version
-        )
+        has_both = champion is not None and challenger is not None and challenger.version != champion.version
         serving = dict.fromkeys(series_ids, served)
         shadow: dict[str, LoadedModel] = {}
         if has_both and mode == "shadow":
@@ -153,6 +153,7 @@ class Router:
             for sid in series_ids:
                 if canary_arm(sid, route.canary_share) == CHALLENGER:
                     serving[sid] = challenger
+                    shadow[sid] = champion  # the champion's forecast of a canary series: paired evidence
         return serving, shadow
 
     def forecast(

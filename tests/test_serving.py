@@ -156,6 +156,15 @@ def test_canary_splits_series_stably(served, client):
         for sid in ids
     }
     assert arms == {f["series_id"]: (f["arm"], f["model"]["version"]) for f in second["forecasts"]}
+    from seqops.serving.log import PredictionLog
+
+    rows = PredictionLog(served["settings"]).rows(request_id=first["request_id"])
+    # the canary series is also forecast by the champion, off the served path: paired evidence
+    assert {(r["series_id"], r["model_version"], r["served"]) for r in rows} == {
+        ("AEP", "2", True),
+        ("AEP", "1", False),
+        ("DUQ", "1", True),
+    }
 
 
 def test_an_alias_move_is_picked_up_without_a_failed_request(served, client):
@@ -347,6 +356,20 @@ def test_backtest_gate_compares_on_the_challengers_folds_and_logs_its_evidence(s
         "gate_backtest/champion_vs_challenger.png",
         "gate_backtest/per_series_mase.csv",
     }
+    # the live gates on the forecasts logged above, now that August's actuals are joined
+    from seqops.flows.promote import live_gate, live_pairs
+
+    pairs = live_pairs(settings, "pjm", "2", "1")
+    assert len(pairs) >= 3 and set(pairs["series_id"]) == {"AEP", "DUQ"}  # shadow (both) + canary (AEP)
+    shadow = live_gate(settings, "pjm", "2", "1", stage="shadow")
+    assert shadow["pairs"] == len(pairs) and shadow["decision"] in {"pass", "stop", "inconclusive"}
+    assert client_tags(settings, shadow["run_id"])["seqops.promotion.gate"] == "shadow"
     _set(settings, champion=None, challenger="2")
     first = backtest_gate(settings, "pjm", "2")  # no champion: the better naive baseline is the bar
     assert first["against"] in {"naive (no champion yet)", "seasonal_naive (no champion yet)"}
+
+
+def client_tags(settings, run_id: str) -> dict:
+    from seqops.registry.registry import Registry
+
+    return Registry(settings).client.get_run(run_id).data.tags

@@ -155,3 +155,89 @@ def _plot(per_series, against: str, challenger: str, decision: str, path) -> Non
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def live_pairs(settings: Settings, dataset: str, challenger: str, champion: str, *, since: str | None = None):
+    """Paired live forecasts with actuals: the same request and series, forecast by both versions.
+
+    In shadow mode the champion served and the challenger shadowed; in canary mode the challenger
+    served its canary series and the champion shadowed them. Returns a frame of
+    (request_id, series_id, origin, champion forecast, challenger forecast, actual).
+    """
+    import pandas as pd
+
+    from seqops.serving.log import PredictionLog
+
+    rows = [r for r in PredictionLog(settings).rows(dataset=dataset) if r["actual"] is not None]
+    if since is not None:
+        cutoff = pd.Timestamp(since)
+        rows = [r for r in rows if pd.Timestamp(r["created_at"]).tz_localize("UTC") >= cutoff]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    key = ["request_id", "series_id"]
+    champ = frame[frame["model_version"] == champion][[*key, "origin", "forecast", "actual", "step_seconds"]]
+    chall = frame[frame["model_version"] == challenger][[*key, "forecast"]]
+    pairs = champ.merge(chall, on=key, suffixes=("_champion", "_challenger"))
+    return pairs.drop_duplicates(key)
+
+
+def live_gate(
+    settings: Settings,
+    dataset: str,
+    challenger: str,
+    champion: str,
+    *,
+    stage: str,
+    since: str | None = None,
+    alpha: float = 0.05,
+    min_effect: float = 0.0,
+) -> dict[str, Any]:
+    """The shadow or canary gate: the DM-HLN test on paired live forecasts whose actuals arrived.
+
+    Losses are absolute errors scaled by each series' seasonal in-sample MAE (MASE terms), as in
+    the backtest gate. Logged to an MLflow run of the comparison.
+    """
+    import numpy as np
+
+    from seqops.core.store import CuratedStore
+    from seqops.promotion.statistics import gate
+    from seqops.registry.tracking import tracked_run
+    from seqops.training.metrics import seasonal_scale
+
+    pairs = live_pairs(settings, dataset, challenger, champion, since=since)
+    if pairs.empty:
+        raise RuntimeError(f"no paired live forecasts of v{challenger} and v{champion} with actuals yet")
+    spec = settings.window(dataset)
+    history = CuratedStore(settings).read(dataset, series_ids=sorted(set(pairs["series_id"])))
+    scales = {
+        sid: float(seasonal_scale([g["value"].to_numpy()], spec.season)[0])
+        for sid, g in history.groupby("series_id")
+    }
+    scale = pairs["series_id"].map(scales).to_numpy()[:, None]
+    actual = np.array(pairs["actual"].tolist(), dtype=np.float64)
+    loss_champion = (np.abs(actual - np.array(pairs["forecast_champion"].tolist())) / scale).ravel()
+    loss_challenger = (np.abs(actual - np.array(pairs["forecast_challenger"].tolist())) / scale).ravel()
+    verdict = gate(
+        loss_champion, loss_challenger, horizon=actual.shape[1], alpha=alpha, min_effect=min_effect
+    )
+    with tracked_run(settings, dataset, run_name=f"{dataset}-promotion-v{challenger}-{stage}") as run:
+        run.set_tags(
+            {
+                "seqops.promotion.gate": stage,
+                "seqops.promotion.challenger": challenger,
+                "seqops.promotion.against": f"champion v{champion}",
+                "seqops.promotion.decision": verdict.decision,
+            }
+        )
+        run.log_metrics(
+            {
+                "gate.pairs": float(len(pairs)),
+                "gate.mase_champion": verdict.better.mean_champion,
+                "gate.mase_challenger": verdict.better.mean_challenger,
+                "gate.p_better": verdict.better.p_value,
+                "gate.p_worse": verdict.worse.p_value,
+            }
+        )
+        run.log_dict({"pairs": len(pairs), **verdict.to_dict()}, f"gate_{stage}.json")
+    return {"stage": stage, "pairs": int(len(pairs)), "run_id": run.run_id, **verdict.to_dict()}
