@@ -24,3 +24,22 @@ def datasets_of(extra: dict | None) -> list[str]:
     if extra.get("dataset"):
         names.add(extra["dataset"])
     return sorted(names)
+
+
+def requested_datasets(params: dict | None, triggering_asset_events: dict | None, what: str) -> list[str]:
+    """The datasets a run is for: the ``dataset`` param, else those its triggering events name.
+
+    Raises AirflowSkipException (the run skips with the reason) when neither names one.
+    """
+    chosen = (params or {}).get("dataset")
+    if chosen:
+        return [chosen]
+    names: set[str] = set()
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            names.update(datasets_of(event.extra))
+    if not names:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        raise AirflowSkipException(f"no dataset named by the param or the {what} events")
+    return sorted(names)

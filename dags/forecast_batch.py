@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from seqops.dags.assets import FEATURES, datasets_of
+from seqops.dags.assets import FEATURES, requested_datasets
 
 
 @dag(
@@ -39,18 +39,7 @@ def forecast_batch():
     @task
     def datasets(params=None, triggering_asset_events=None) -> list[str]:
         """The datasets to forecast: the param, else those the feature events name."""
-        chosen = (params or {}).get("dataset")
-        if chosen:
-            return [chosen]
-        names: set[str] = set()
-        for events in (triggering_asset_events or {}).values():
-            for event in events:
-                names.update(datasets_of(event.extra))
-        if not names:
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            raise AirflowSkipException("no dataset named by the param or the feature events")
-        return sorted(names)
+        return requested_datasets(params, triggering_asset_events, "feature")
 
     @task
     def forecast(dataset: str) -> dict:

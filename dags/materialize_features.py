@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Param, dag, task
 
-from seqops.dags.assets import CURATED, FEATURES, datasets_of
+from seqops.dags.assets import CURATED, FEATURES, requested_datasets
 
 
 @dag(
@@ -50,18 +50,7 @@ def materialize_features():
     @task
     def datasets(params=None, triggering_asset_events=None) -> list[str]:
         """The datasets to refresh: the param, else those the curated events name."""
-        chosen = (params or {}).get("dataset")
-        if chosen:
-            return [chosen]
-        names: set[str] = set()
-        for events in (triggering_asset_events or {}).values():
-            for event in events:
-                names.update(datasets_of(event.extra))
-        if not names:
-            from airflow.sdk.exceptions import AirflowSkipException
-
-            raise AirflowSkipException("no dataset named by the param or the curated events")
-        return sorted(names)
+        return requested_datasets(params, triggering_asset_events, "curated")
 
     @task
     def build_windows(dataset: str) -> dict:
