@@ -175,10 +175,12 @@ def platform_up(
         _say(f"error: {exc}\nLogs: {settings.run_dir}. Stop what started with `make down`.")
         raise typer.Exit(1) from exc
     password = platform.admin_password(settings)
+    token_file = settings.secrets_dir / "serving_token"
     typer.echo(
         "\nseqops is up.\n"
         f"  Airflow UI : {platform.airflow_url(settings)}   login {settings.admin_user} / {password}\n"
         f"  MLflow UI  : {platform.mlflow_url(settings)}   login {settings.admin_user} / {password}\n"
+        f"  Forecasts  : {platform.serving_url(settings)}   bearer token in {token_file}\n"
         f"  home       : {settings.home}\n"
         "Stop everything with `make down`."
     )

@@ -23,6 +23,10 @@ def batch_forecast(settings: Settings, dataset: str, *, as_of: datetime | None =
     from seqops.serving.router import ForecastError, Router
 
     as_of = as_of or now(settings)
+    router = Router(settings, dataset)
+    router.refresh(force=True)
+    if not router.ready:  # checked first: with no model there is nothing to judge the features for
+        raise ForecastError(f"no model of {dataset!r} to serve: register one (train_forecaster)", {})
     latest = latest_window_ends(settings, dataset)
     ids = sorted(str(s) for s in latest.index)
     windows = read_online(dataset, ids, as_of=as_of, settings=settings)
@@ -30,8 +34,6 @@ def batch_forecast(settings: Settings, dataset: str, *, as_of: datetime | None =
     skipped = {sid: st for sid, st in zip(ids, windows.status, strict=True) if st != "present"}
     if not usable:
         raise ForecastError(f"no series of {dataset!r} has a usable online window", skipped)
-    router = Router(settings, dataset)
-    router.refresh(force=True)
     newest = max(windows.window_end[[ids.index(s) for s in usable]])
     request_id = f"batch:{dataset}:{str(newest)[:19]}"
     served, logged = router.forecast(usable, as_of=as_of, request_id=request_id, source="batch")
