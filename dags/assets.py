@@ -15,6 +15,9 @@ CURATED = Asset(name="seqops_curated", uri="seqops://curated")
 FEATURES = Asset(name="seqops_features", uri="seqops://features")
 #: A retrain was requested (drift, or a person): consumed by ``train_forecaster``.
 RETRAIN = Asset(name="seqops_retrain", uri="seqops://retrain")
+#: A challenger was registered (``train_forecaster``): consumed by ``promote_forecaster``;
+#: ``extra["version"]`` is its registry version.
+CHALLENGER = Asset(name="seqops_challenger", uri="seqops://challenger")
 
 
 def datasets_of(extra: dict | None) -> list[str]:

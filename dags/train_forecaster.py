@@ -14,7 +14,8 @@ Runs weekly (Sunday 03:00 UTC), whenever a retrain is requested through the `seq
    data (sMAPE, MASE, MAE, RMSE), with a forecast-vs-actual plot in the run's `backtest/` artifacts.
 3. **register**: a new version of `seqops-forecaster-<dataset>`, tagged with its backtest metrics,
    data snapshot and range and `validation_status=pending_approval`; it becomes the `challenger`
-   alias. Only promotion (with a person's approval) moves `champion`.
+   alias, and emits the `seqops_challenger` Asset: `promote_forecaster` takes it from there. Only
+   promotion (with a person's approval) moves `champion`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task, task_group
 
-from seqops.dags.assets import RETRAIN
+from seqops.dags.assets import CHALLENGER, RETRAIN
 
 
 @dag(
@@ -111,13 +112,19 @@ def train_forecaster():
 
             return run_backtest(trained, settings=get_settings())
 
-        @task
-        def register(evaluated: dict) -> dict:
-            """New registry version with its evidence as tags; alias challenger, pending approval."""
+        @task(outlets=[CHALLENGER])
+        def register(evaluated: dict, outlet_events=None) -> dict:
+            """New registry version with its evidence as tags; alias challenger, pending approval.
+
+            Emits the challenger Asset, which starts promote_forecaster.
+            """
             from seqops.core.settings import get_settings
             from seqops.flows.train import register as run_register
 
-            return run_register(evaluated, settings=get_settings())
+            result = run_register(evaluated, settings=get_settings())
+            dataset = evaluated["plan"]["dataset"]
+            outlet_events[CHALLENGER].extra = {"datasets": [dataset], "version": result["version"]}
+            return result
 
         trained = train(req)
         features_ready(req) >> trained

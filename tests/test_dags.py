@@ -140,3 +140,34 @@ def test_retrain_events_for_several_datasets_each_get_a_training(dagbag):
     assert requests(params={"dataset": "pjm"}, triggering_asset_events={}) == [
         {"dataset": "pjm", "reason": "manual"}
     ]
+
+
+def test_promote_forecaster_gates_in_order_and_asks_the_configured_approvers(dagbag):
+    dag = dagbag.dags["promote_forecaster"]
+    edges = {(t.task_id, d) for t in dag.tasks for d in t.downstream_task_ids}
+    for edge in [
+        ("candidate", "backtest_gate"),
+        ("backtest_gate", "shadow"),
+        ("shadow", "wait_shadow"),
+        ("wait_shadow", "shadow_gate"),
+        ("shadow_gate", "canary"),
+        ("canary", "wait_canary"),
+        ("wait_canary", "canary_gate"),
+        ("canary_gate", "evidence"),
+        ("evidence", "approval"),
+        ("approval", "promote"),
+        ("promote", "archive_unless_approved"),
+    ]:
+        assert edge in edges, edge
+    approval = dag.get_task("approval")
+    assert type(approval).__name__ == "ApprovalOperator"
+    assert approval.defaults == ["Reject"] and approval.assigned_users == [{"id": "admin", "name": "admin"}]
+    assert approval.response_timeout.total_seconds() == 72 * 3600
+    for gate in ("backtest_gate", "shadow_gate", "canary_gate"):
+        assert dag.get_task(gate).retries == 0  # a verdict is final, not flaky
+    for wait in ("wait_shadow", "wait_canary"):
+        assert dag.get_task(wait).mode == "reschedule"  # holds no worker while actuals arrive
+    assert dag.get_task("archive_unless_approved").trigger_rule == "all_done"
+    assert dag.max_active_runs == 1 and "seqops_challenger" in str(dag.timetable.asset_condition)
+    register = dagbag.dags["train_forecaster"].get_task("each_dataset.register")
+    assert [o.uri for o in register.outlets] == ["seqops://challenger/"]

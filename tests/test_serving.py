@@ -373,3 +373,36 @@ def client_tags(settings, run_id: str) -> dict:
     from seqops.registry.registry import Registry
 
     return Registry(settings).client.get_run(run_id).data.tags
+
+
+def test_promotion_steps_candidate_evidence_approve_and_archive(served):
+    from seqops.flows.promote import (
+        approve,
+        archive_unless_approved,
+        backtest_gate,
+        candidate,
+        evidence_markdown,
+    )
+    from seqops.registry.registry import CHAMPION, Registry, model_name
+
+    settings = served["settings"]
+    _set(settings, champion="1", challenger="2")
+    cand = candidate(settings, "pjm", "2")
+    assert cand == {"dataset": "pjm", "version": "2", "champion": "1"}
+    with pytest.raises(LookupError, match="superseded by challenger version 2"):
+        candidate(settings, "pjm", "1")
+    gate = backtest_gate(settings, "pjm", "2", champion="1")
+    body = evidence_markdown(settings, cand, [gate])
+    assert "challenger v2 against champion v1" in body and gate["run_id"] in body
+    assert f"| backtest | {gate['decision']} |" in body
+    registry = Registry(settings)
+    archived = archive_unless_approved(settings, cand)  # nobody approved: archived with the reason
+    assert (
+        archived["archived"] and registry.get(model_name("pjm"), "2").tags["validation_status"] == "rejected"
+    )
+    registry.set_tags("pjm", "2", {"validation_status": "pending_approval"})
+    registry.set_alias("pjm", "challenger", "2")
+    done = approve(settings, cand, "alice", gate["run_id"])
+    assert done["promoted"] and registry.by_alias("pjm", CHAMPION).version == "2"
+    assert registry.get(model_name("pjm"), "2").tags["approved_by"] == "alice"
+    assert not archive_unless_approved(settings, cand)["archived"]

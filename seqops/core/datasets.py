@@ -12,7 +12,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 Scaler = Literal["mean", "standard", "robust", "none"]
@@ -86,6 +85,8 @@ class DatasetSpec(BaseModel):
 
     @property
     def step(self) -> timedelta:
+        import pandas as pd  # here, not at import: DAG files read settings at parse time
+
         return pd.Timedelta(self.freq).to_pytimedelta()
 
     @property

@@ -64,6 +64,17 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the prediction log (PostgreSQL in production); None = SQLite in home.",
     )
     admin_user: str = "admin"
+    approvers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["admin"],
+        description="Airflow users who may approve a promotion (comma list, SEQOPS_APPROVERS).",
+    )
+    promotion_min_pairs: int = Field(
+        48, gt=0, description="Paired live forecasts with actuals a live gate needs."
+    )
+    promotion_canary_share: float = Field(0.1, gt=0, le=1, description="Share of series the canary serves.")
+    promotion_approval_hours: float = Field(
+        72, gt=0, description="Approval window; then the default: reject."
+    )
     admin_password: SecretStr | None = Field(
         None, description="Login for the web surfaces; generated into home on first start if unset."
     )
@@ -78,7 +89,7 @@ class Settings(BaseSettings):
     feast_online_redis: str | None = Field(None, description="host:port[,db=N] of the Redis online store.")
     object_store_root: str | None = Field(None, description="s3://bucket/prefix for raw and curated data.")
 
-    @field_validator("features_datasets", mode="before")
+    @field_validator("features_datasets", "approvers", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

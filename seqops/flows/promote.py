@@ -241,3 +241,92 @@ def live_gate(
         )
         run.log_dict({"pairs": len(pairs), **verdict.to_dict()}, f"gate_{stage}.json")
     return {"stage": stage, "pairs": int(len(pairs)), "run_id": run.run_id, **verdict.to_dict()}
+
+
+# ---- the promote_forecaster flow's steps (one per DAG task) ----------------------------------------
+def candidate(settings: Settings, dataset: str, version: str | None) -> dict[str, Any]:
+    """The challenger to promote and the champion it faces; refuses one a newer challenger superseded."""
+    from seqops.registry.registry import CHALLENGER, CHAMPION, Registry
+
+    registry = Registry(settings)
+    current = registry.by_alias(dataset, CHALLENGER)
+    if current is None:
+        raise LookupError(f"{dataset!r} has no challenger to promote")
+    if version is not None and version != current.version:
+        raise LookupError(f"version {version} was superseded by challenger version {current.version}")
+    champion = registry.by_alias(dataset, CHAMPION)
+    return {
+        "dataset": dataset,
+        "version": current.version,
+        "champion": champion.version if champion else None,
+    }
+
+
+def set_stage(settings: Settings, dataset: str, mode: str) -> None:
+    """Route the dataset for a promotion stage: shadow, canary or champion only."""
+    from seqops.registry.registry import Registry, Route, set_route
+
+    set_route(Registry(settings), dataset, Route(mode=mode, canary_share=settings.promotion_canary_share))
+
+
+def stop(settings: Settings, dataset: str, version: str, reason: str) -> None:
+    """A gate said no: archive the challenger with the reason; the router serves the champion only."""
+    from seqops.registry.registry import Registry, reject
+
+    reject(Registry(settings), dataset, version, reason=reason)
+
+
+def paired_count(settings: Settings, dataset: str, challenger: str, champion: str, since: str) -> int:
+    return len(live_pairs(settings, dataset, challenger, champion, since=since))
+
+
+def evidence_markdown(settings: Settings, cand: dict[str, Any], gates: list[dict[str, Any]]) -> str:
+    """The approval body: what a person needs to decide, with links to the MLflow runs."""
+    from seqops.registry.registry import Registry
+
+    experiment = Registry(settings).experiment_id(cand["dataset"])
+    mlflow = f"http://{settings.host}:{settings.mlflow_port}/#/experiments/{experiment}/runs"
+    against = f"champion v{cand['champion']}" if cand["champion"] else "the naive baselines (first model)"
+    lines = [
+        f"**{cand['dataset']}: challenger v{cand['version']} against {against}**",
+        "",
+        "| gate | decision | MASE champion | MASE challenger | change | p better | p worse | pairs | run |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for g in gates:
+        b = g["better"]
+        lines.append(
+            f"| {g.get('stage', 'backtest')} | {g['decision']} | {b['mean_champion']:.4f} | "
+            f"{b['mean_challenger']:.4f} | {b['relative_change']:+.1%} | {b['p_value']:.3g} | "
+            f"{g['worse']['p_value']:.3g} | {b['n']} | [{g['run_id'][:8]}]({mlflow}/{g['run_id']}) |"
+        )
+    lines += ["", *[f"- {g.get('stage', 'backtest')}: {g['reason']}" for g in gates]]
+    lines += ["", "Approve to make it the champion (the current one stays as `previous_champion`)."]
+    return "\n".join(lines)
+
+
+def approve(
+    settings: Settings, cand: dict[str, Any], approved_by: str, evidence_run_id: str
+) -> dict[str, Any]:
+    from seqops.registry.registry import Registry, promote
+
+    promote(
+        Registry(settings),
+        cand["dataset"],
+        cand["version"],
+        approved_by=approved_by,
+        evidence_run_id=evidence_run_id,
+    )
+    return {**cand, "promoted": True, "approved_by": approved_by}
+
+
+def archive_unless_approved(settings: Settings, cand: dict[str, Any]) -> dict[str, Any]:
+    """After the approval step: a challenger nobody approved (rejected, or timed out) is archived."""
+    from seqops.registry.registry import APPROVED, Registry, model_name
+
+    registry = Registry(settings)
+    version = registry.get(model_name(cand["dataset"]), cand["version"])
+    if version.tags.get("validation_status") == APPROVED:
+        return {**cand, "archived": False}
+    stop(settings, cand["dataset"], cand["version"], "not approved (rejected, or no answer in time)")
+    return {**cand, "archived": True}
