@@ -103,7 +103,13 @@ def test_platform_up_and_down(tmp_path):
         dag_ids = {d["dag_id"] for d in client.dags()}
         from seqops.core.resources import dags_folder
 
-        assert dag_ids == {"ingest_sequences", "materialize_features", "train_forecaster", "forecast_batch"}
+        assert dag_ids == {
+            "ingest_sequences",
+            "materialize_features",
+            "train_forecaster",
+            "forecast_batch",
+            "promote_forecaster",
+        }
         assert {p.stem for p in dags_folder().glob("*.py")} == dag_ids | {"assets", "__init__"}
         # Nothing listens beyond loopback.
         for conn in psutil.net_connections(kind="tcp"):
