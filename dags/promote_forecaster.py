@@ -84,88 +84,57 @@ def promote_forecaster():
             raise AirflowFailException(f"stopped at the backtest gate: {verdict['reason']}")
         return verdict
 
-    @task
-    def shadow(cand: dict) -> str:
-        """Route the dataset to shadow mode (nothing to shadow for a first model)."""
-        from seqops.flows.promote import set_stage
+    def live_stage(stage: str, cand, after):
+        """Route to ``stage`` (shadow or canary), wait for paired live forecasts with actuals, gate.
 
-        if cand["champion"] is not None:
-            set_stage(get_settings(), cand["dataset"], "shadow")
-        return datetime.now(UTC).isoformat()
+        A significant regression archives the challenger and fails the gate (in canary: the
+        automatic rollback, the router back to champion only). A first model skips both stages.
+        """
 
-    @task.sensor(poke_interval=300, timeout=14 * 24 * 3600, mode="reschedule")
-    def wait_shadow(cand: dict, since: str):
-        """Wait for paired shadow forecasts whose actuals have arrived."""
-        from airflow.sdk import PokeReturnValue
+        @task(task_id=stage)
+        def route(cand: dict) -> str:
+            from seqops.flows.promote import set_stage
 
-        from seqops.flows.promote import paired_count
+            if cand["champion"] is not None:
+                set_stage(get_settings(), cand["dataset"], stage)
+            return datetime.now(UTC).isoformat()
 
-        if cand["champion"] is None:
-            return PokeReturnValue(is_done=True)
-        s = get_settings()
-        n = paired_count(s, cand["dataset"], cand["version"], cand["champion"], since)
-        print(f"{n} of {s.promotion_min_pairs} paired shadow forecasts have their actuals")
-        return PokeReturnValue(is_done=n >= s.promotion_min_pairs)
+        @task.sensor(task_id=f"wait_{stage}", poke_interval=300, timeout=14 * 24 * 3600, mode="reschedule")
+        def wait(cand: dict, since: str):
+            from airflow.sdk import PokeReturnValue
 
-    @task(retries=0)
-    def shadow_gate(cand: dict, since: str) -> dict | None:
-        """Gate 2: the paired test on the live shadow forecasts."""
-        from airflow.sdk.exceptions import AirflowFailException
+            from seqops.flows.promote import paired_count
 
-        from seqops.flows.promote import live_gate, stop
+            if cand["champion"] is None:
+                return PokeReturnValue(is_done=True)
+            s = get_settings()
+            n = paired_count(s, cand["dataset"], cand["version"], cand["champion"], since)
+            print(f"{n} of {s.promotion_min_pairs} paired {stage} forecasts have their actuals")
+            return PokeReturnValue(is_done=n >= s.promotion_min_pairs)
 
-        if cand["champion"] is None:
-            return None
-        s = get_settings()
-        verdict = live_gate(
-            s, cand["dataset"], cand["version"], cand["champion"], stage="shadow", since=since
-        )
-        print(verdict["reason"])
-        if verdict["decision"] == "stop":
-            stop(s, cand["dataset"], cand["version"], f"shadow gate: {verdict['reason']}")
-            raise AirflowFailException(f"stopped at the shadow gate: {verdict['reason']}")
-        return verdict
+        @task(task_id=f"{stage}_gate", retries=0)
+        def gate(cand: dict, since: str) -> dict | None:
+            from airflow.sdk.exceptions import AirflowFailException
 
-    @task
-    def canary(cand: dict) -> str:
-        """Route a share of the series to the challenger."""
-        from seqops.flows.promote import set_stage
+            from seqops.flows.promote import live_gate, stop
 
-        if cand["champion"] is not None:
-            set_stage(get_settings(), cand["dataset"], "canary")
-        return datetime.now(UTC).isoformat()
+            if cand["champion"] is None:
+                return None
+            s = get_settings()
+            verdict = live_gate(
+                s, cand["dataset"], cand["version"], cand["champion"], stage=stage, since=since
+            )
+            print(verdict["reason"])
+            if verdict["decision"] == "stop":
+                what = "canary rolled back" if stage == "canary" else f"{stage} gate"
+                stop(s, cand["dataset"], cand["version"], f"{what}: {verdict['reason']}")
+                raise AirflowFailException(f"{what.upper()}: {verdict['reason']}")
+            return verdict
 
-    @task.sensor(poke_interval=300, timeout=14 * 24 * 3600, mode="reschedule")
-    def wait_canary(cand: dict, since: str):
-        """Wait for paired canary forecasts whose actuals have arrived."""
-        from airflow.sdk import PokeReturnValue
-
-        from seqops.flows.promote import paired_count
-
-        if cand["champion"] is None:
-            return PokeReturnValue(is_done=True)
-        s = get_settings()
-        n = paired_count(s, cand["dataset"], cand["version"], cand["champion"], since)
-        print(f"{n} of {s.promotion_min_pairs} paired canary forecasts have their actuals")
-        return PokeReturnValue(is_done=n >= s.promotion_min_pairs)
-
-    @task(retries=0)
-    def canary_gate(cand: dict, since: str) -> dict | None:
-        """Gate 3: a significant regression rolls back at once (champion only, challenger archived)."""
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from seqops.flows.promote import live_gate, stop
-
-        if cand["champion"] is None:
-            return None
-        s = get_settings()
-        verdict = live_gate(
-            s, cand["dataset"], cand["version"], cand["champion"], stage="canary", since=since
-        )
-        print(verdict["reason"])
-        if verdict["decision"] == "stop":
-            stop(s, cand["dataset"], cand["version"], f"canary rolled back: {verdict['reason']}")
-            raise AirflowFailException(f"ROLLED BACK in canary: {verdict['reason']}")
+        since = route(cand)
+        after >> since
+        verdict = gate(cand, since)
+        wait(cand, since) >> verdict
         return verdict
 
     @task
@@ -205,14 +174,8 @@ def promote_forecaster():
 
     cand = candidate()
     backtest = backtest_gate(cand)
-    shadow_since = shadow(cand)
-    backtest >> shadow_since
-    shadow_verdict = shadow_gate(cand, shadow_since)
-    wait_shadow(cand, shadow_since) >> shadow_verdict
-    canary_since = canary(cand)
-    shadow_verdict >> canary_since
-    canary_verdict = canary_gate(cand, canary_since)
-    wait_canary(cand, canary_since) >> canary_verdict
+    shadow_verdict = live_stage("shadow", cand, after=backtest)
+    canary_verdict = live_stage("canary", cand, after=shadow_verdict)
     body = evidence(cand, [backtest, shadow_verdict, canary_verdict])
     promoted = promote(cand, backtest)
     body >> approval >> promoted >> archive_unless_approved(cand)
