@@ -288,8 +288,12 @@ def forecast_batch(
     try:
         result = batch_forecast(get_settings(), dataset, as_of=moment)
     except ForecastError as exc:
-        _say(f"error: {exc}: {exc.problems}")
+        which = f" ({', '.join(f'{s}: {why}' for s, why in exc.problems.items())})" if exc.problems else ""
+        _say(f"error: {exc}{which}")
         raise typer.Exit(1) from exc
+    except ValueError as exc:  # an undeclared dataset
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from exc
     typer.echo(json.dumps(result, default=str))
 
 
@@ -324,7 +328,11 @@ def forecast_route(
 
     registry = Registry(get_settings())
     if mode is not None:
-        set_route(registry, dataset, Route(mode=mode, canary_share=canary_share))
+        try:
+            set_route(registry, dataset, Route(mode=mode, canary_share=canary_share))
+        except ValueError as exc:
+            _say(f"error: {exc}")
+            raise typer.Exit(2) from exc
     typer.echo(json.dumps(vars(get_route(registry, dataset))))
 
 

@@ -22,6 +22,7 @@ def batch_forecast(settings: Settings, dataset: str, *, as_of: datetime | None =
     from seqops.serving.log import PredictionLog
     from seqops.serving.router import ForecastError, Router
 
+    settings.dataset(dataset)  # an undeclared name is refused with the declared ones
     as_of = as_of or now(settings)
     router = Router(settings, dataset)
     router.refresh(force=True)
