@@ -59,15 +59,22 @@ def train_forecaster():
         from seqops.dags.assets import datasets_of
 
         params = params or {}
-        wanted: dict[str, str] = {}
+        wanted: dict[str, dict] = {}
         for events in (triggering_asset_events or {}).values():
             for event in events:
-                reason = (event.extra or {}).get("reason", "retrain-asset")
-                for dataset in datasets_of(event.extra):
-                    wanted.setdefault(dataset, reason)  # the first request's reason wins
+                extra = event.extra or {}
+                for dataset in datasets_of(extra):
+                    per = (extra.get("requests") or {}).get(dataset, {})
+                    wanted.setdefault(  # the first request's reason wins; later ones are absorbed
+                        dataset,
+                        {
+                            "reason": per.get("reason") or extra.get("reason", "retrain-asset"),
+                            "report": per.get("report") or extra.get("report"),
+                        },
+                    )
         if not wanted:
-            wanted[params["dataset"]] = "manual"
-        return [{"dataset": d, "reason": r} for d, r in sorted(wanted.items())]
+            wanted[params["dataset"]] = {"reason": "manual", "report": None}
+        return [{"dataset": d, **r} for d, r in sorted(wanted.items())]
 
     @task_group
     def each_dataset(req: dict):
@@ -101,6 +108,7 @@ def train_forecaster():
                 overrides=overrides,
                 history_days=params["history_days"],
                 reason=req["reason"],
+                trigger_report=req.get("report"),
                 settings=get_settings(),
             )
 

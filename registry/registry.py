@@ -56,9 +56,10 @@ class Registry:
         mlflow.set_registry_uri(self.tracking_uri)
         self.client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
-    def experiment_id(self, dataset: str) -> str:
-        """The dataset's experiment, created up front with an explicit artifact location."""
-        name = experiment_name(dataset)
+    def experiment_id(self, dataset: str, *, name: str | None = None) -> str:
+        """The dataset's experiment (or the one ``name``d), created up front with an explicit artifact
+        location."""
+        name = name or experiment_name(dataset)
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return found.experiment_id

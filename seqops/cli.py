@@ -45,6 +45,11 @@ forecast_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(forecast_app, name="forecast")
+drift_app = typer.Typer(
+    help="Drift checks of the champion: run one, list them, show one, open its report.",
+    no_args_is_help=True,
+)
+app.add_typer(drift_app, name="drift")
 app.add_typer(bench_app, name="bench")
 
 
@@ -181,6 +186,8 @@ def platform_up(
         f"  Airflow UI : {platform.airflow_url(settings)}   login {settings.admin_user} / {password}\n"
         f"  MLflow UI  : {platform.mlflow_url(settings)}   login {settings.admin_user} / {password}\n"
         f"  Forecasts  : {platform.serving_url(settings)}   bearer token in {token_file}\n"
+        f"  Drift      : {platform.drift_ui_url(settings)}   login {settings.admin_user} / {password}"
+        " (Evidently UI; summaries under /reports/)\n"
         f"  home       : {settings.home}\n"
         "Stop everything with `make down`."
     )
@@ -315,6 +322,94 @@ def forecast_show(prediction_id: Annotated[int, typer.Argument(help="Id of a log
     except LookupError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(1) from exc
+
+
+@drift_app.command("check")
+def drift_check(
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    as_of: Annotated[
+        str | None, typer.Option(help="End of the judged period (ISO 8601); default the newest data.")
+    ] = None,
+) -> None:
+    """Run one drift check now (the monitor_drift DAG's check); prints its result as JSON.
+
+    Exit 0 quiet or watching, 3 when it asks for a retrain (which only the DAG emits), 1 on error.
+    """
+    from seqops.flows.drift import check
+    from seqops.monitoring.statistics import InsufficientReference
+
+    try:
+        result = check(get_settings(), dataset, as_of=as_of, progress=_say)
+    except (LookupError, InsufficientReference) as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from exc
+    except ValueError as exc:  # an undeclared dataset
+        _say(f"error: {exc}")
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result, default=str))
+    raise typer.Exit(3 if result.get("retrain") else 0)
+
+
+@drift_app.command("list")
+def drift_list(
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    limit: Annotated[int, typer.Option(help="How many of the latest checks.")] = 20,
+) -> None:
+    """The latest drift checks, newest first: period end, champion, drifted series, decision."""
+    from seqops.flows.drift import history
+
+    rows = history(get_settings(), dataset, limit=limit)
+    if not rows:
+        _say(f"no drift check of {dataset!r} yet (monitor_drift runs once a champion is approved)")
+    for row in rows:
+        typer.echo(
+            f"{row['check_id']}  champion v{row['champion_version']}  input {row['input_drifted_series']}"
+            f"/{row['series']}  error {row['error_drifted_series']}/{row['series']}  "
+            f"{row['decision']:<9} run {row['mlflow_run_id']}"
+        )
+
+
+@drift_app.command("show")
+def drift_show(
+    check_id: Annotated[
+        str | None, typer.Argument(help="Check id (from `drift list`); default the latest.")
+    ] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+) -> None:
+    """One check: its headline (what drifted, how sure, what happens next) and where its report is."""
+    from seqops.flows.drift import show
+    from seqops.monitoring.ui import report_url
+
+    try:
+        result = show(get_settings(), dataset, check_id)
+    except LookupError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(result["headline"])
+    typer.echo(f"report: {result['report']}")
+    typer.echo(f"served: {report_url(get_settings(), dataset, result['check_id'])}")
+    typer.echo(f"MLflow run: {result.get('mlflow_run_id')}")
+
+
+@drift_app.command("open")
+def drift_open(
+    check_id: Annotated[str | None, typer.Argument(help="Check id; default the latest.")] = None,
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+) -> None:
+    """Open a check's report in the browser (the local file; the served copy asks for the login)."""
+    import webbrowser
+
+    from seqops.flows.drift import show
+
+    try:
+        result = show(get_settings(), dataset, check_id)
+    except LookupError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from exc
+    url = Path(result["report"]).resolve().as_uri()
+    if not webbrowser.open(url):
+        _say(f"no browser here; open {url}")
+    typer.echo(url)
 
 
 @forecast_app.command("route")

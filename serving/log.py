@@ -125,6 +125,20 @@ class PredictionLog:
         with self.engine.connect() as conn:
             return [_decode(dict(r._mapping)) for r in conn.execute(query)]
 
+    def between(
+        self, dataset: str, start: datetime, end: datetime, *, model_version: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Logged rows of ``dataset`` whose origin is in ``[start, end)``, oldest first."""
+        from sqlalchemy import select
+
+        t = self.table
+        naive = [_naive_utc(start), _naive_utc(end)]
+        query = select(t).where(t.c.dataset == dataset, t.c.origin >= naive[0], t.c.origin < naive[1])
+        if model_version is not None:
+            query = query.where(t.c.model_version == str(model_version))
+        with self.engine.connect() as conn:
+            return [_decode(dict(r._mapping)) for r in conn.execute(query.order_by(t.c.id))]
+
     def waiting_for_actuals(self, dataset: str) -> list[dict[str, Any]]:
         from sqlalchemy import select
 
@@ -144,6 +158,13 @@ class PredictionLog:
                     update(t).where(t.c.id == row_id).values(actual=json.dumps(values), actual_at=now)
                 )
         return len(actuals)
+
+
+def _naive_utc(moment: datetime) -> datetime:
+    """A naive UTC datetime, as the log stores origins."""
+    if moment.tzinfo is None:
+        return moment
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:

@@ -78,6 +78,24 @@ class Settings(BaseSettings):
     admin_password: SecretStr | None = Field(
         None, description="Login for the web surfaces; generated into home on first start if unset."
     )
+    drift_period_days: int = Field(7, gt=0, description="Length of the period each drift check judges.")
+    drift_fdr: float = Field(
+        0.05, gt=0, lt=1, description="False-discovery rate across series (Benjamini-Hochberg)."
+    )
+    drift_min_effect: float = Field(
+        0.05, ge=0, description="Smallest move worth an alarm, as a share of the expected level or error."
+    )
+    drift_method: str = Field(
+        "wasserstein", description="Evidently's pinned method for the pooled columns (see monitoring.drift)."
+    )
+    drift_threshold: float = Field(0.1, gt=0, description="Threshold of the pinned Evidently method.")
+    drift_persist_hours: float = Field(
+        24, ge=0, description="Drift must be seen by checks spanning this much data time before a retrain."
+    )
+    drift_cooldown_hours: float = Field(
+        72, ge=0, description="No new retrain request within this much data time of the last one."
+    )
+    evidently_port: int = Field(8001, description="The Evidently UI behind its login proxy.")
     # Production profile: external services (all required there, unused when embedded).
     airflow_db_url: SecretStr | None = None
     airflow_executor: Literal["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"] = "LocalExecutor"
@@ -162,6 +180,11 @@ class Settings(BaseSettings):
     def serving_dir(self) -> Path:
         """The prediction service's state (the embedded prediction log)."""
         return self.home / "serving"
+
+    @property
+    def drift_dir(self) -> Path:
+        """Drift reports (``<dataset>/<check id>/``) and the Evidently workspace (``workspace/``)."""
+        return self.home / "monitoring"
 
     @property
     def prediction_log_uri(self) -> str:

@@ -196,10 +196,15 @@ def train(
     history_days: int | None = 730,
     origin_stride: int = 1,
     reason: str = "manual",
+    trigger_report: str | None = None,
     settings: Settings,
     progress: Progress = print,
 ) -> dict[str, Any]:
     """Fit a forecaster on Feast training data; log the run and the model to MLflow.
+
+    ``reason`` says why it trains (``manual``, ``schedule``, or the drift check's reason) and
+    ``trigger_report`` names the drift report (its MLflow run and HTML) that asked for it; both are
+    tags of the run and, through ``register``, of the registered version.
 
     Returns a small dict (XCom-safe): ``run_id``, ``model_uri``, ``experiment_id``, the plan.
     """
@@ -218,12 +223,13 @@ def train(
     if len(ws) == 0:
         raise RuntimeError(f"Feast returned no training windows for {dataset!r}: check materialize_features")
     train_ws, val_ws = split_last_origins(ws, config.val_origins)
-    run_name = f"{dataset}-{reason}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    run_name = f"{dataset}-{reason.split()[0].strip(':')}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     with tracked_run(settings, dataset, run_name=run_name) as run:
         run.set_tags(
             {
                 "seqops.dataset": dataset,
                 "seqops.trigger": reason,
+                **({"seqops.trigger_report": trigger_report} if trigger_report else {}),
                 "seqops.feature_service": names(dataset).training,
                 "seqops.data_snapshot": the_plan.snapshot["sha256"],
                 **code_version(),
@@ -293,6 +299,7 @@ def train(
         "experiment_id": run.experiment_id,
         "model_uri": info.model_uri,
         "plan": the_plan.to_dict(),
+        "trigger": {"reason": reason, **({"report": trigger_report} if trigger_report else {})},
     }
 
 
@@ -394,6 +401,7 @@ def register(evaluated: dict[str, Any], *, settings: Settings, progress: Progres
         },
         "backtest_mase_vs_seasonal_naive": f"{bt['mase_ratio']:.6g}",
         "backtest_best_baseline": bt["best_baseline"],
+        **{f"trigger_{k}": v for k, v in evaluated.get("trigger", {}).items()},
         "backtest_mase_vs_best_baseline": f"{bt['mase_vs_best_baseline']:.6g}",
     }
     version = registry.register(the_plan.dataset, evaluated["run_id"], evaluated["model_uri"], tags)

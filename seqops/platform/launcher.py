@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqops.core.resources import dags_folder, demo_dir
+from seqops.core.secrets import admin_password, stored_secret
 from seqops.core.settings import Settings
 from seqops.flows.replay import replay_file
 from seqops.platform.waits import poll
@@ -42,18 +43,7 @@ def _bin(name: str) -> str:
 
 
 def _secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
-    path = settings.secrets_dir / name
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def admin_password(settings: Settings) -> str:
-    if settings.admin_password is not None:
-        return settings.admin_password.get_secret_value()
-    return _secret(settings, "admin_password", lambda: secrets.token_urlsafe(12))
+    return stored_secret(settings, name, make)
 
 
 def airflow_url(settings: Settings) -> str:
@@ -177,11 +167,31 @@ def services(settings: Settings) -> list[Service]:
             ],
             f"{serving_url(settings)}/healthz",
         ),
+        Service(
+            "drift-ui",
+            [
+                _bin("uvicorn"),
+                "--factory",
+                "seqops.monitoring.ui:create_app",
+                "--host",
+                settings.host,
+                "--port",
+                str(settings.evidently_port),
+                "--workers",
+                "1",
+            ],
+            f"{drift_ui_url(settings)}/healthz",
+        ),
     ]
 
 
 def serving_url(settings: Settings) -> str:
     return f"http://{settings.host}:{settings.serving_port}"
+
+
+def drift_ui_url(settings: Settings) -> str:
+    """The Evidently UI and the drift summary pages, behind the admin login."""
+    return f"http://{settings.host}:{settings.evidently_port}"
 
 
 def init(settings: Settings, progress: Progress = print) -> None:
@@ -244,6 +254,7 @@ def start(settings: Settings, progress: Progress = print) -> None:
     env = {**os.environ, **airflow_env(settings)}
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(_mlflow_auth_config(settings))
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env["DO_NOT_TRACK"] = "1"  # the Evidently UI's usage telemetry: off
     env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret(
         settings, "mlflow_flask_secret_key", lambda: secrets.token_hex(32)
     )
@@ -277,25 +288,24 @@ def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = 
     from seqops.platform.airflow_client import AirflowClient
 
     client = AirflowClient(airflow_url(settings), settings.admin_user, admin_password(settings))
-    pending = {"airflow": False, "mlflow": False, "serving": False}
+    pending = {"airflow": False, "mlflow": False, "serving": False, "drift-ui": False}
+    probes = {
+        "mlflow": f"{mlflow_url(settings)}/health",
+        "serving": f"{serving_url(settings)}/healthz",
+        "drift-ui": f"{drift_ui_url(settings)}/healthz",
+    }
 
     def answering() -> bool | None:
         gone = [s.name for s in services(settings) if s.name not in running(settings)]
         if gone:
             raise RuntimeError(f"{', '.join(gone)} exited during start-up; see {settings.run_dir}/<name>.log")
         pending["airflow"] = pending["airflow"] or client.healthy()
-        if not pending["mlflow"]:
-            try:
-                pending["mlflow"] = httpx.get(f"{mlflow_url(settings)}/health", timeout=5).status_code == 200
-            except httpx.HTTPError:
-                pass
-        if not pending["serving"]:
-            try:
-                pending["serving"] = (
-                    httpx.get(f"{serving_url(settings)}/healthz", timeout=5).status_code == 200
-                )
-            except httpx.HTTPError:
-                pass
+        for name, url in probes.items():
+            if not pending[name]:
+                try:
+                    pending[name] = httpx.get(url, timeout=5).status_code == 200
+                except httpx.HTTPError:
+                    pass
         return True if all(pending.values()) else None
 
     poll(
@@ -307,7 +317,7 @@ def wait_healthy(settings: Settings, timeout: float = 180, progress: Progress = 
             f"{timeout:.0f} s; see {settings.run_dir}"
         ),
     )
-    progress("Airflow, MLflow and the prediction service answer")
+    progress("Airflow, MLflow, the prediction service and the drift report server answer")
 
 
 def stop(settings: Settings, progress: Progress = print, grace: float = 20) -> list[str]:
