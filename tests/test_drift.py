@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -427,3 +428,77 @@ def test_monitor_drift_dag_emits_the_retrain_asset_and_links_the_report(drifting
     while isinstance(url, str) and url.startswith('"'):  # stored JSON-encoded
         url = json.loads(url)
     assert url.startswith("http://127.0.0.1:8001/reports/pjm/") and url.endswith("/summary.html")
+
+
+@pytest.mark.slow
+def test_a_report_opens_in_the_browser_only_behind_the_login(drifting, tmp_path):
+    """The report server as `make up` starts it; headless Chromium (Debian's, installed by `make
+    test`) without and with the admin login."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from seqops.flows.drift import check
+    from seqops.platform.waits import poll
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Chromium is missing: `make sysdeps` installs Debian's chromium package"
+    settings = drifting["settings"]
+    result = check(settings, "pjm", as_of="2018-07-31T00:00+00:00", progress=lambda _: None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"SEQOPS_HOME": str(settings.home), "SEQOPS_ADMIN_PASSWORD": "open-sesame", "DO_NOT_TRACK": "1"}
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("uvicorn")), "--factory", "seqops.monitoring.ui:create_app"]
+        + ["--host", "127.0.0.1", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"127.0.0.1:{port}"
+
+        def up() -> bool | None:
+            try:
+                return httpx.get(f"http://{base}/healthz").status_code == 200 or None
+            except httpx.HTTPError:
+                return None
+
+        poll(up, timeout=60, every=0.5, timed_out=lambda: "the report server did not start")
+        page = f"reports/pjm/{result['check_id']}/summary.html"
+
+        profiles = iter(range(100))
+
+        def dom(url: str) -> str:
+            """The page as Chromium renders it, from a fresh profile (no remembered login)."""
+            profile = tmp_path / f"profile-{next(profiles)}"
+            out = subprocess.run(
+                [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    f"--user-data-dir={profile}",
+                    "--dump-dom",
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            return out.stdout
+
+        assert result["headline"].splitlines()[0] not in dom(f"http://{base}/{page}")
+        opened = dom(f"http://admin:open-sesame@{base}/{page}")
+        assert result["headline"].splitlines()[0] in opened  # the verdict, first thing on the page
+        assert 'href="evidently.html"' in opened
+        assert "<title>Evidently" in dom(f"http://admin:open-sesame@{base}/")  # the Evidently UI
+        assert "<title>Evidently" not in dom(f"http://{base}/")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

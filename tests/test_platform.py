@@ -53,6 +53,7 @@ def test_platform_up_and_down(tmp_path):
         "SEQOPS_AIRFLOW_PORT": str(_free_port()),
         "SEQOPS_MLFLOW_PORT": str(_free_port()),
         "SEQOPS_SERVING_PORT": str(_free_port()),
+        "SEQOPS_EVIDENTLY_PORT": str(_free_port()),
     }
     for key in [k for k in env if k.startswith("AIRFLOW")]:
         del env[key]  # the platform derives its own Airflow environment from the home
@@ -65,6 +66,7 @@ def test_platform_up_and_down(tmp_path):
         airflow_port=int(env["SEQOPS_AIRFLOW_PORT"]),
         mlflow_port=int(env["SEQOPS_MLFLOW_PORT"]),
         serving_port=int(env["SEQOPS_SERVING_PORT"]),
+        evidently_port=int(env["SEQOPS_EVIDENTLY_PORT"]),
     )
     from seqops import platform
 
@@ -72,7 +74,15 @@ def test_platform_up_and_down(tmp_path):
         assert up.returncode == 0, up.stderr[-3000:]
         assert "login admin / " in up.stdout
         records = platform.running(settings)
-        assert set(records) == {"api-server", "scheduler", "dag-processor", "triggerer", "mlflow", "serving"}
+        assert set(records) == {
+            "api-server",
+            "scheduler",
+            "dag-processor",
+            "triggerer",
+            "mlflow",
+            "serving",
+            "drift-ui",
+        }
         pids = {
             p.pid
             for r in records.values()
@@ -89,7 +99,13 @@ def test_platform_up_and_down(tmp_path):
         assert httpx.get(f"{serving}/metrics").status_code == 401
         assert httpx.get(f"{serving}/healthz").status_code == 200
         assert httpx.get(f"{serving}/readyz").status_code == 503  # no model registered yet
+        drift = platform.drift_ui_url(settings)
+        assert httpx.get(f"{drift}/").status_code == 401  # the Evidently UI, behind the login
+        assert httpx.get(f"{drift}/api/projects").status_code == 401
+        assert httpx.get(f"{drift}/healthz").status_code == 200
         password = platform.admin_password(settings)
+        assert httpx.get(f"{drift}/api/projects", auth=("admin", password)).status_code == 200
+        assert httpx.get(f"{drift}/api/projects", auth=("admin", "wrong")).status_code == 401
         assert (
             httpx.get(
                 f"{mlflow}/api/2.0/mlflow/experiments/search?max_results=1", auth=("admin", password)
@@ -109,8 +125,14 @@ def test_platform_up_and_down(tmp_path):
             "train_forecaster",
             "forecast_batch",
             "promote_forecaster",
+            "monitor_drift",
         }
-        assert {p.stem for p in dags_folder().glob("*.py")} == dag_ids | {"assets", "__init__"}
+        helpers = {"assets", "__init__", "operators", "plugin"}
+        assert {p.stem for p in dags_folder().glob("*.py")} == dag_ids | helpers
+        # The drift report link is registered with the api-server (the seqops plugin).
+        plugins = client.request("GET", "/api/v2/plugins")["plugins"]
+        seqops_plugin = [p for p in plugins if p["name"] == "seqops"]
+        assert seqops_plugin and "DriftReportLink" in str(seqops_plugin[0]["operator_extra_links"])
         # Nothing listens beyond loopback.
         for conn in psutil.net_connections(kind="tcp"):
             if conn.pid in pids and conn.status == psutil.CONN_LISTEN:
