@@ -9,7 +9,8 @@ Runs weekly (Sunday 03:00 UTC), whenever a retrain is requested through the `seq
    install), the run is skipped with the reason instead of failing.
 1. **train**: a training set from the Feast *training* feature service (historical retrieval, point
    in time), a global LSTM with early stopping; every epoch's losses go to the MLflow run, and a
-   retried task resumes from its checkpoint.
+   retried task resumes from its checkpoint. The run (and later the registered version) records its
+   trigger: `manual`, the schedule, or the drift check's reason and report (`monitor_drift`).
 2. **backtest**: the model, last-value naive and seasonal naive on the same rolling origins after the training
    data (sMAPE, MASE, MAE, RMSE), with a forecast-vs-actual plot in the run's `backtest/` artifacts.
 3. **register**: a new version of `seqops-forecaster-<dataset>`, tagged with its backtest metrics,

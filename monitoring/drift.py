@@ -90,11 +90,16 @@ def column_drift(
     name: str,
     metadata: dict[str, str] | None = None,
     tags: list[str] | None = None,
+    max_rows: int = 200_000,
+    seed: int = 0,
 ) -> DriftReport:
     """Run one Evidently report of ``ValueDrift`` per column with its pinned (method, threshold).
 
     NaN rows of a column are left out of that column's test (Evidently drops them), so columns of
-    different lengths can share one frame. Columns with no rows on either side are left out.
+    different lengths can share one frame. Columns with no rows on either side are left out. A side
+    longer than ``max_rows`` is sampled (seeded) to that many rows: a distance on 200,000 draws is
+    as good as on millions, and Evidently's cost grows with the rows (STACK_NOTES: ~20 CPU-s for
+    1M rows x 3 columns).
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
@@ -108,6 +113,10 @@ def column_drift(
         raise ValueError("no column has rows on both sides to compare")
     for column in usable:
         direction(methods[column][0])  # refuse undeclared methods before running anything
+    if len(current) > max_rows:
+        current = current.sample(max_rows, random_state=seed)
+    if len(reference) > max_rows:
+        reference = reference.sample(max_rows, random_state=seed)
     definition = DataDefinition(numerical_columns=usable)
     report = Report(
         [ValueDrift(column=c, method=methods[c][0], threshold=methods[c][1]) for c in usable],

@@ -423,6 +423,17 @@ def _reason(result: dict[str, Any]) -> str:
     return f"drift {result['check_id']}: " + ("; ".join(parts) or "none")
 
 
+def _found(result: dict[str, Any], n: int) -> list[str]:
+    found = []
+    if (result.get("common") or {}).get("drifted"):
+        found.append("the level of all series together")
+    if result["input_drifted"]:
+        found.append(f"the level of {len(result['input_drifted'])} of {n} series")
+    if result["error_drifted"]:
+        found.append(f"the error of {len(result['error_drifted'])} of {n} series")
+    return found
+
+
 def headline(result: dict[str, Any], settings: Settings) -> str:
     """The first lines of a report: what drifted, how sure, what happens next."""
     n = result["series"]
@@ -430,8 +441,7 @@ def headline(result: dict[str, Any], settings: Settings) -> str:
         f"{result['dataset']}, {result['period'][0][:16]} .. {result['period'][1][:16]} UTC, champion "
         f"v{result['champion_version']}: "
         + (
-            f"DRIFT: input level in {len(result['input_drifted'])} of {n} series, error in "
-            f"{len(result['error_drifted'])} of {n} (false-discovery rate {settings.drift_fdr:g})."
+            f"DRIFT: {'; '.join(_found(result, n))} (false-discovery rate {settings.drift_fdr:g})."
             if result["drifted"]
             else f"no drift in {n} series (false-discovery rate {settings.drift_fdr:g})."
         )
