@@ -25,7 +25,10 @@ from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task, task_group
 
+from seqops.core.settings import get_settings
 from seqops.dags.assets import CHALLENGER, RETRAIN
+
+_settings = get_settings()  # light: this deployment's training defaults (SEQOPS_TRAIN_*)
 
 
 @dag(
@@ -42,8 +45,15 @@ from seqops.dags.assets import CHALLENGER, RETRAIN
         "profile": Param(
             "default", type="string", description="Hyperparameter profile (seqops.training.config)."
         ),
-        "max_epochs": Param(30, type="integer", minimum=1, description="Upper bound on epochs."),
-        "time_budget_s": Param(900, type="integer", minimum=10, description="Training wall-time budget."),
+        "max_epochs": Param(
+            _settings.train_max_epochs, type="integer", minimum=1, description="Upper bound on epochs."
+        ),
+        "time_budget_s": Param(
+            _settings.train_time_budget_s,
+            type="integer",
+            minimum=10,
+            description="Training wall-time budget.",
+        ),
         "history_days": Param(
             730, type="integer", minimum=7, description="Training origins reach back this far."
         ),

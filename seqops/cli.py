@@ -50,6 +50,11 @@ drift_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(drift_app, name="drift")
+promote_app = typer.Typer(
+    help="Promotion: where each challenger stands; approve or reject it (through Airflow); roll back.",
+    no_args_is_help=True,
+)
+app.add_typer(promote_app, name="promote")
 app.add_typer(bench_app, name="bench")
 
 
@@ -410,6 +415,145 @@ def drift_open(
     if not webbrowser.open(url):
         _say(f"no browser here; open {url}")
     typer.echo(url)
+
+
+def _airflow_as(user: str | None, password: str | None):
+    """An Airflow REST client logged in as ``user`` (default the admin; password from home/secrets)."""
+    from seqops import platform
+    from seqops.core.secrets import user_password
+    from seqops.platform.airflow_client import AirflowClient
+
+    settings = get_settings()
+    user = user or settings.admin_user
+    return AirflowClient(platform.airflow_url(settings), user, password or user_password(settings, user))
+
+
+def _waiting_approval(client, dataset: str) -> dict | None:
+    waiting = client.hitl_details("promote_forecaster", task_id="approval", response_received=False)
+    mine = [h for h in waiting if h["subject"].startswith(f"Promote {dataset} challenger")]
+    return mine[0] if mine else None
+
+
+@promote_app.command("status")
+def promote_status(dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm") -> None:
+    """Champion, challenger, routing, the latest promote_forecaster runs and a waiting approval."""
+    from seqops.platform.airflow_client import AirflowError
+    from seqops.registry.registry import Registry, get_route
+
+    settings = get_settings()
+    registry = Registry(settings)
+    out: dict = {"dataset": dataset}
+    for alias in ("champion", "challenger", "previous_champion"):
+        v = registry.by_alias(dataset, alias)
+        out[alias] = (
+            None
+            if v is None
+            else {
+                "version": v.version,
+                **{
+                    k: v.tags.get(k)
+                    for k in (
+                        "validation_status",
+                        "approved_by",
+                        "approved_at",
+                        "rejected_reason",
+                        "trigger_reason",
+                    )
+                },
+            }
+        )
+    route = get_route(registry, dataset)
+    out["route"] = {"mode": route.mode, "canary_share": route.canary_share}
+    try:
+        client = _airflow_as(None, None)
+        runs = client.dag_runs("promote_forecaster", limit=5)
+        out["runs"] = []
+        for run in runs:
+            tis = client.task_instances("promote_forecaster", run["dag_run_id"])
+            current = [
+                t["task_id"]
+                for t in tis
+                if t["state"] in ("running", "deferred", "up_for_reschedule", "queued")
+            ]
+            out["runs"].append({"run_id": run["dag_run_id"], "state": run["state"], "at": current})
+        waiting = _waiting_approval(client, dataset)
+        out["waiting_approval"] = (
+            None
+            if waiting is None
+            else {
+                "run_id": waiting["task_instance"]["dag_run_id"],
+                "subject": waiting["subject"],
+                "assigned_users": [u["name"] for u in waiting["assigned_users"]],
+            }
+        )
+    except (AirflowError, OSError) as exc:
+        out["airflow"] = f"not reachable ({exc}); start the platform with `make up`"
+    typer.echo(json.dumps(out, indent=2, default=str))
+
+
+def _answer(dataset: str, choice: str, user: str | None, password: str | None) -> None:
+    from seqops.platform.airflow_client import AirflowError
+
+    waiting = None
+    try:
+        client = _airflow_as(user, password)
+        waiting = _waiting_approval(client, dataset)
+        if waiting is None:
+            _say(f"error: no promotion of {dataset!r} is waiting for approval (see `seqops promote status`)")
+            raise typer.Exit(1)
+        run_id = waiting["task_instance"]["dag_run_id"]
+        answer = client.respond("promote_forecaster", run_id, "approval", [choice])
+    except AirflowError as exc:
+        if exc.status == 403:
+            assigned = ", ".join(u["name"] for u in (waiting or {}).get("assigned_users", []))
+            _say(
+                f"error: {user or 'admin'} may not answer this approval; "
+                f"assigned: {assigned} (SEQOPS_APPROVERS)"
+            )
+        else:
+            _say(f"error: {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"run_id": run_id, "subject": waiting["subject"], **answer}, default=str))
+
+
+@promote_app.command("approve")
+def promote_approve(
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    user: Annotated[str | None, typer.Option(help="Airflow user answering (default the admin).")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="SEQOPS_AIRFLOW_PASSWORD", help="Its password.")
+    ] = None,
+) -> None:
+    """Approve the waiting promotion: the same Airflow approval task the UI answers (one audit trail)."""
+    _answer(dataset, "Approve", user, password)
+
+
+@promote_app.command("reject")
+def promote_reject(
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    user: Annotated[str | None, typer.Option(help="Airflow user answering (default the admin).")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="SEQOPS_AIRFLOW_PASSWORD", help="Its password.")
+    ] = None,
+) -> None:
+    """Reject the waiting promotion (the challenger is archived with the reason)."""
+    _answer(dataset, "Reject", user, password)
+
+
+@promote_app.command("rollback")
+def promote_rollback(
+    reason: Annotated[str, typer.Option(help="Why (recorded on the version rolled back).")],
+    dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+) -> None:
+    """Move champion back to the last approved version before it (never "the previous number")."""
+    from seqops.registry.registry import Registry, rollback
+
+    try:
+        restored = rollback(Registry(get_settings()), dataset, reason=reason)
+    except LookupError as exc:
+        _say(f"error: {exc}")
+        raise typer.Exit(1) from exc
+    typer.echo(json.dumps({"dataset": dataset, "champion": restored.version, "reason": reason}))
 
 
 @forecast_app.command("route")

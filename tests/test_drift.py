@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from drift_data import august_arrives, three_zones
 
 STEP = timedelta(hours=1)
 WEEK = timedelta(days=7)
@@ -219,106 +220,11 @@ def test_retrain_only_when_drift_persists_outside_the_cooldown(history, now, dri
 @pytest.fixture(scope="module")
 def drifting(tmp_path_factory, pjm_source):
     """Three PJM zones Feb-July 2018, features, one model approved as champion; August held back."""
-    from seqops.core.importers import import_pjm
     from seqops.core.settings import Settings
-    from seqops.flows import train as flow
-    from seqops.flows.features import refresh
-    from seqops.flows.ingest import ingest_file
-    from seqops.registry.registry import CHAMPION, Registry
-    from seqops.registry.tracking import init_tracking_store
 
     root = tmp_path_factory.mktemp("drift")
     settings = Settings(home=root / "home", profile="embedded", features_datasets=["pjm"])
-    report = import_pjm(
-        pjm_source, root / "batches", zones=["AEP", "DOM", "DUQ"], since="2018-02-01", period="month"
-    )
-    *months, august = sorted(report.batches)
-    for name in months:
-        assert ingest_file(settings, root / "batches" / name, "pjm").accepted
-    refresh(settings, "pjm")
-    init_tracking_store(settings)
-    say = lambda _: None  # noqa: E731
-    trained = flow.train(
-        "pjm",
-        overrides={"max_epochs": 1, "time_budget_s": 30},
-        history_days=90,
-        settings=settings,
-        progress=say,
-    )
-    version = flow.register(
-        flow.backtest(trained, settings=settings, progress=say), settings=settings, progress=say
-    )
-    Registry(settings).set_alias("pjm", CHAMPION, version["version"])
-    return {"settings": settings, "august": root / "batches" / august, "root": root, "version": version}
-
-
-def _log_forecasts(settings, version: str, start: str, end: str, *, off: dict[str, float]) -> int:
-    """Champion forecasts as the batch DAG logs them, from the true values (times ``off``), with actuals."""
-    from seqops.core.store import CuratedStore
-    from seqops.serving.log import LoggedForecast, PredictionLog
-
-    frame = CuratedStore(settings).read("pjm")
-    values = {s: g.set_index("timestamp")["value"] for s, g in frame.groupby("series_id")}
-    log = PredictionLog(settings)
-    rows = []
-    for origin in pd.date_range(start, end, freq="h", tz="UTC", inclusive="left"):
-        for sid, series in values.items():
-            target = series.reindex([origin + (k + 1) * STEP for k in range(24)])
-            if target.isna().any():
-                continue
-            rows.append(
-                LoggedForecast(
-                    request_id=f"batch:pjm:{origin:%Y-%m-%dT%H}",
-                    dataset="pjm",
-                    series_id=sid,
-                    origin=origin.to_pydatetime(),
-                    model_name="seqops-forecaster-pjm",
-                    model_version=version,
-                    alias="champion",
-                    arm="champion",
-                    served=True,
-                    mode="champion",
-                    forecast=[float(v) * off.get(sid, 1.0) for v in target],
-                    step_seconds=3600,
-                    source="batch",
-                )
-            )
-    written = log.record(rows)
-    ids = {r["id"]: r for r in log.waiting_for_actuals("pjm")}
-    log.set_actuals(
-        {
-            i: [
-                float(v)
-                for v in values[r["series_id"]].reindex(
-                    [pd.Timestamp(r["origin"]) + (k + 1) * STEP for k in range(24)]
-                )
-            ]
-            for i, r in ids.items()
-        }
-    )
-    return written
-
-
-def _august_arrives(drifting) -> None:
-    """August lands with DOM 40% up, and the champion's logged DOM forecasts are 30% off (idempotent)."""
-    from seqops.flows.ingest import ingest_file
-
-    settings = drifting["settings"]
-    shifted = drifting["root"] / "pjm_2018-08-shifted.csv"
-    if not shifted.exists():
-        august = pd.read_csv(drifting["august"])
-        august.loc[august["series_id"] == "DOM", "value"] *= 1.4
-        august.to_csv(shifted, index=False)
-    assert ingest_file(settings, shifted, "pjm").accepted
-    version = drifting["version"]["version"]
-    _log_forecasts(settings, version, "2018-07-26", "2018-08-02", off={"DOM": 1.3})
-    assert len(_logged_rows(settings)) > 300
-
-
-def _logged_rows(settings) -> list:
-    from seqops.serving.log import PredictionLog
-
-    return PredictionLog(settings).rows(dataset="pjm")
+    return three_zones(settings, root, pjm_source, champion=True)
 
 
 @pytest.mark.slow
@@ -344,7 +250,7 @@ def test_quiet_then_persistent_drift_asks_once_for_a_retrain(drifting):
     again = check(settings, "pjm", as_of="2018-08-01T00:00+00:00", progress=say)
     assert again["mlflow_run_id"] == quiet["mlflow_run_id"]  # a retried check logs nothing twice
 
-    _august_arrives(drifting)
+    august_arrives(drifting)
 
     first = check(settings, "pjm", as_of="2018-08-02T00:00+00:00", progress=say)
     assert first["drifted"] and first["decision"] == "watch", first["why"]
@@ -403,7 +309,7 @@ def test_monitor_drift_dag_emits_the_retrain_asset_and_links_the_report(drifting
     monkeypatch.setenv("SEQOPS_FEATURES_DATASETS", "pjm")
     monkeypatch.setenv("SEQOPS_DRIFT_COOLDOWN_HOURS", "0")
     monkeypatch.setenv("SEQOPS_DRIFT_PERSIST_HOURS", "0")  # this test is about the wiring
-    _august_arrives(drifting)
+    august_arrives(drifting)
     dag = DagBag(dag_folder=str(dags_folder() / "monitor_drift.py")).dags["monitor_drift"]
     run = dag.test(run_conf={"dataset": "pjm"})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}

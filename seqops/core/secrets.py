@@ -27,3 +27,11 @@ def admin_password(settings: Settings) -> str:
     if settings.admin_password is not None:
         return settings.admin_password.get_secret_value()
     return stored_secret(settings, "admin_password", lambda: secrets.token_urlsafe(12))
+
+
+def user_password(settings: Settings, user: str) -> str:
+    """The Airflow login of ``user``: the admin's is :func:`admin_password`; every other user named
+    in the settings (approvers, ``SEQOPS_AIRFLOW_USERS``) gets one generated into home."""
+    if user == settings.admin_user:
+        return admin_password(settings)
+    return stored_secret(settings, f"airflow_password_{user}", lambda: secrets.token_urlsafe(12))

@@ -68,6 +68,17 @@ class Settings(BaseSettings):
         default_factory=lambda: ["admin"],
         description="Airflow users who may approve a promotion (comma list, SEQOPS_APPROVERS).",
     )
+    airflow_users: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More Airflow users as name:role (comma list, SEQOPS_AIRFLOW_USERS); approvers not "
+        "listed get the op role. Passwords are generated into home/secrets.",
+    )
+    train_max_epochs: int = Field(
+        30, gt=0, description="train_forecaster's default epoch cap (its max_epochs param)."
+    )
+    train_time_budget_s: int = Field(
+        900, ge=10, description="train_forecaster's default training wall-time budget (time_budget_s)."
+    )
     promotion_min_pairs: int = Field(
         48, gt=0, description="Paired live forecasts with actuals a live gate needs."
     )
@@ -107,7 +118,7 @@ class Settings(BaseSettings):
     feast_online_redis: str | None = Field(None, description="host:port[,db=N] of the Redis online store.")
     object_store_root: str | None = Field(None, description="s3://bucket/prefix for raw and curated data.")
 
-    @field_validator("features_datasets", "approvers", mode="before")
+    @field_validator("features_datasets", "approvers", "airflow_users", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):
@@ -132,6 +143,16 @@ class Settings(BaseSettings):
                     + " (see README, 'Settings'); or set SEQOPS_PROFILE=embedded"
                 )
         return self
+
+    def airflow_roles(self) -> dict[str, str]:
+        """Every Airflow user and role: the admin, the extra users, and each approver (op)."""
+        roles = {self.admin_user: "admin"}
+        for entry in self.airflow_users:
+            name, _, role = entry.partition(":")
+            roles.setdefault(name, role or "viewer")
+        for approver in self.approvers:
+            roles.setdefault(approver, "op")
+        return roles
 
     # ---- layout under home -------------------------------------------------------------------
     @property

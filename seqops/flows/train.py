@@ -310,12 +310,14 @@ def backtest(trained: dict[str, Any], *, settings: Settings, progress: Progress 
 
     from seqops.core.store import CuratedStore
     from seqops.registry.packaging import load_bundle
+    from seqops.registry.registry import Registry
     from seqops.registry.tracking import tracked_run
     from seqops.training.backtest import score_folds
     from seqops.training.plots import plot_forecasts
     from seqops.training.train import predict
 
     the_plan = TrainPlan(**trained["plan"])
+    Registry(settings)  # points MLflow at this home's store: an Airflow task starts a fresh process
     bundle = load_bundle(trained["model_uri"])
     config = bundle.config
     fc = fold_set(settings, the_plan, bundle.series_ids)

@@ -13,7 +13,11 @@ import httpx
 
 
 class AirflowError(RuntimeError):
-    pass
+    """A refused or failed API call; ``status`` is the HTTP status (0 when none came back)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AirflowClient:
@@ -43,7 +47,7 @@ class AirflowClient:
             headers = {"Authorization": f"Bearer {self._token}"}
             resp = self._http.request(method, path, headers=headers, **kwargs)
         if resp.status_code >= 400:
-            raise AirflowError(f"{method} {path} -> {resp.status_code}: {resp.text[:300]}")
+            raise AirflowError(f"{method} {path} -> {resp.status_code}: {resp.text[:300]}", resp.status_code)
         return resp.json() if resp.content else {}
 
     def healthy(self) -> bool:
@@ -78,6 +82,26 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances"
         return self.request("GET", path, params={"limit": 1000})["task_instances"]
+
+    def dag_runs(self, dag_id: str, *, limit: int = 20) -> list[dict]:
+        """The latest runs of ``dag_id``, newest first."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns"
+        return self.request("GET", path, params={"limit": limit, "order_by": "-run_after"})["dag_runs"]
+
+    def hitl_details(self, dag_id: str, run_id: str = "~", **filters) -> list[dict]:
+        """Human-in-the-loop requests (approvals) of ``dag_id`` (all runs with ``~``)."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='~')}/hitlDetails"
+        return self.request("GET", path, params=filters)["hitl_details"]
+
+    def respond(
+        self, dag_id: str, run_id: str, task_id: str, options: list[str], map_index: int = -1
+    ) -> dict:
+        """Answer a waiting human-in-the-loop task as this client's user (403 if not assigned)."""
+        path = (
+            f"/api/v2/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/"
+            f"{map_index}/hitlDetails"
+        )
+        return self.request("PATCH", path, json={"chosen_options": options})
 
     def wait_for_run(
         self,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seqops.core.resources import dags_folder, demo_dir
-from seqops.core.secrets import admin_password, stored_secret
+from seqops.core.secrets import admin_password, stored_secret, user_password
 from seqops.core.settings import Settings
 from seqops.flows.replay import replay_file
 from seqops.platform.waits import poll
@@ -77,7 +77,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__EXECUTOR": settings.airflow_executor,
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__FERNET_KEY": _secret(settings, "airflow_fernet_key", fernet),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{settings.admin_user}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+            f"{name}:{role}" for name, role in settings.airflow_roles().items()
+        ),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{airflow_url(settings)}/execution/",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
@@ -102,7 +104,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
 def _write_passwords(settings: Settings) -> None:
     path = settings.airflow_home / "passwords.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({settings.admin_user: admin_password(settings)}))
+    path.write_text(json.dumps({user: user_password(settings, user) for user in settings.airflow_roles()}))
     path.chmod(0o600)
 
 
