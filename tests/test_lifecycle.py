@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -87,6 +88,16 @@ def test_approval_in_airflow_then_drift_retrains_into_promotion(tmp_path, pjm_so
             return found[0] if found else None
 
         request = poll(waiting, timeout=420, every=3, timed_out=lambda: "the approval never came up")
+
+        def awaiting_input() -> bool | None:
+            # Answer once the task has left its worker, as a person would: an answer while the
+            # worker is still exiting races it (Airflow then retries a queued task and stalls).
+            tis = {t["task_id"]: t for t in admin.task_instances("promote_forecaster", run_id)}
+            return tis["approval"]["state"] == "awaiting_input" or None
+
+        poll(
+            awaiting_input, timeout=120, every=2, timed_out=lambda: "the approval task never waited for input"
+        )
         assert request["subject"] == "Promote pjm challenger v1 to champion?"
         assert [u["name"] for u in request["assigned_users"]] == ["alice"]
         assert "naive" in (request["body"] or "")  # a first model's evidence: the naive baselines
@@ -117,12 +128,36 @@ def test_approval_in_airflow_then_drift_retrains_into_promotion(tmp_path, pjm_so
         assert champion is not None and champion.version == "1"
         assert champion.tags["approved_by"] == "alice" and champion.tags["validation_status"] == "approved"
 
+        # Quiet data: the check runs, finds nothing, and nothing is requested.
+        quiet_run = admin.trigger("monitor_drift", conf={"dataset": "pjm"})
+        assert admin.wait_for_run("monitor_drift", quiet_run, timeout=300) == "success"
+        states = {t["task_id"]: t["state"] for t in admin.task_instances("monitor_drift", quiet_run)}
+        assert states == {"datasets": "success", "check": "success", "retrain_needed": "success"} | {
+            "request_retrain": "skipped"
+        }, states
+        assert [r for r in admin.dag_runs("train_forecaster") if r["run_type"] == "asset_triggered"] == []
+
         # Drift: August arrives shifted; the check asks for a retrain; training names its trigger.
         august_arrives(data)
         drift_run = admin.trigger("monitor_drift", conf={"dataset": "pjm"})
         assert admin.wait_for_run("monitor_drift", drift_run, timeout=300) == "success"
         states = {t["task_id"]: t["state"] for t in admin.task_instances("monitor_drift", drift_run)}
         assert states["request_retrain"] == "success", states
+        # The check task's "Drift report" link, as the Airflow UI gets it, opens the report.
+        from urllib.parse import quote
+
+        links = admin.request(
+            "GET",
+            f"/api/v2/dags/monitor_drift/dagRuns/{quote(drift_run, safe='')}/taskInstances/check/links",
+            params={"map_index": 0},
+        )
+        url = links["extra_links"]["Drift report"]
+        drift_ui = platform.drift_ui_url(settings)
+        assert url.startswith(f"{drift_ui}/reports/pjm/") and url.endswith("/summary.html")
+        password = platform.admin_password(settings)
+        assert httpx.get(url).status_code == 401
+        page = httpx.get(url, auth=("admin", password))
+        assert page.status_code == 200 and "DRIFT: the error of 1 of 3 series" in page.text
 
         def retrain() -> dict | None:
             runs = [r for r in admin.dag_runs("train_forecaster") if r["run_type"] == "asset_triggered"]
