@@ -517,6 +517,9 @@ def _answer(dataset: str, choice: str, user: str | None, password: str | None) -
                 timed_out=lambda: "the approval task did not settle into awaiting_input within 120 s",
             )
         answer = client.respond("promote_forecaster", run_id, "approval", [choice])
+    except TimeoutError as exc:
+        _say(f"error: {exc}; see the run in the Airflow UI")
+        raise typer.Exit(1) from exc
     except AirflowError as exc:
         if exc.status == 403:
             assigned = ", ".join(u["name"] for u in (waiting or {}).get("assigned_users", []))
