@@ -1,0 +1,9 @@
+environment             = "dev"
+region                  = "eu-west-1"
+availability_zones      = 2
+system_node_count       = { min = 2, desired = 2, max = 4 }
+gpu_node_count          = { min = 0, desired = 0, max = 1 }
+db_instance_class       = "db.t4g.medium"
+db_allocated_storage_gb = 20
+redis_replicas          = 0
+extra_tags              = { Owner = "ml-platform" }

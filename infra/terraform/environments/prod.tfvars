@@ -1,0 +1,14 @@
+environment                = "prod"
+region                     = "eu-west-1"
+availability_zones         = 3
+system_node_instance_types = ["m6i.2xlarge"]
+system_node_count          = { min = 3, desired = 3, max = 10 }
+gpu_node_instance_types    = ["g5.2xlarge"]
+gpu_node_count             = { min = 0, desired = 0, max = 4 }
+db_instance_class          = "db.m7g.large"
+db_allocated_storage_gb    = 200
+db_multi_az                = true
+redis_node_type            = "cache.m7g.large"
+redis_replicas             = 1
+artifact_retention_days    = 365
+extra_tags                 = { Owner = "ml-platform", CostCentre = "forecasting" }
