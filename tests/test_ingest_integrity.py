@@ -307,3 +307,32 @@ def test_concurrent_ingests_of_the_same_file_publish_it_once(tmp_path):
     results = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [e[-1500:] for _, e in results]
     _assert_whole_once(home, rows)
+
+
+# ---- values far outside a series' own history -------------------------------------------------------
+def _later(series: str, values: list[float], day: int = 2) -> str:
+    return "".join(f"{series},2020-01-{day:02d}T{h:02d}:00:00Z,{v}\n" for h, v in enumerate(values))
+
+
+def test_a_value_far_outside_its_series_history_is_rejected_naming_it(home, tmp_path):
+    """A history of 10..15; then one batch with a x100 typo, one inside a generous band, and a new series."""
+    first = tmp_path / "history.csv"
+    first.write_text(HEADER + _rows("A", hours=6, base=10.0))
+    assert _ingest(first, "--dataset", "default")[0].exit_code == 0
+
+    typo = tmp_path / "typo.csv"
+    typo.write_text(HEADER + _later("A", [12.0, 1300.0, 13.0]))
+    result, summary = _ingest(typo, "--dataset", "default")
+    assert result.exit_code == 1
+    assert summary["errors"] == ["value_in_history[value]: 1 rows"]
+    said = result.stderr
+    assert "ERROR value_in_history [value]" in said
+    assert "line 3: series_id='A' timestamp='2020-01-02T01:00:00Z' value='1300.0'" in said
+    assert "257 times the series' published range outside it" in said
+    assert Quarantine(home).holds("default", summary["batch_id"])
+
+    fine = tmp_path / "fine.csv"  # beyond the history, but by less than one range: seasons move
+    fine.write_text(HEADER + _later("A", [16.0, 19.5, 5.5], day=3) + _later("NEW", [1e6, 2e6], day=3))
+    result, summary = _ingest(fine, "--dataset", "default")
+    assert result.exit_code == 0, summary
+    assert CuratedStore(home).value_ranges("default") == {"A": (5.5, 19.5), "NEW": (1e6, 2e6)}

@@ -81,6 +81,7 @@ def test_every_expectation_carries_rule_severity_and_policy():
         SPEC,
         interval=(NOW - timedelta(days=1), NOW),
         known_series={"A"},
+        history={"A": (1.0, 2.0)},
         now=NOW,
         covariates=["temp"],
     )

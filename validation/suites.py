@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,9 @@ TOLERATED_STEP = "_tolerated_step"
 SERIES_ID_CANONICAL = "_series_id_canonical"
 NUMBERS_EXACT = "_numbers_exact"
 #: derived column -> the batch column a person should look at
+HISTORY_EXCESS = "_history_excess"  # distance outside the series' published [min, max], in ranges
 DERIVED_COLUMNS = {
+    HISTORY_EXCESS: "value",
     GRID_OFFSET: "timestamp",
     STEP: "timestamp",
     TOLERATED_STEP: "timestamp",
@@ -67,6 +69,7 @@ RULES = (
     "value_finite",
     "number_representable",
     "value_plausible",
+    "value_in_history",
     "covariate_present",
     "covariate_type",
     "covariate_finite",
@@ -187,6 +190,7 @@ def build_suite(
     *,
     interval: tuple[datetime | None, datetime | None] | None = None,
     known_series: Collection[str] | None = None,
+    history: Mapping[str, tuple[float, float]] | None = None,
     now: datetime | None = None,
     covariates: Iterable[str] = (),
     columns: Collection[str] | None = None,
@@ -197,6 +201,7 @@ def build_suite(
         spec: the dataset's policy (step, plausibility range, gap tolerance, new-series rule).
         interval: the batch's declared ``[start, end)``; either bound may be None. Zone-aware.
         known_series: series the dataset already has; None skips the unknown-series check.
+        history: each published series' (min, max); None or empty skips the history rule.
         now: timestamps after it are in the future; default the current time. Zone-aware.
         covariates: extra numeric columns of this batch.
         columns: the batch's columns; when given, expectations on absent columns are left out
@@ -334,6 +339,17 @@ def build_suite(
             min_value=spec.value_min,
             max_value=spec.value_max,
         )
+    if history and spec.history_outlier_ranges is not None:
+        k = spec.history_outlier_ranges
+        add(
+            gxe.ExpectColumnValuesToBeBetween,
+            "value_in_history",
+            "error",
+            f"value lies within {k:g}x its series' published range beyond that range (a value far "
+            "outside a series' own history is rejected: a typo, a unit or scale change)",
+            column=HISTORY_EXCESS,
+            max_value=k,
+        )
     for name in covariates:
         add(
             gxe.ExpectColumnValuesToNotBeNull,
@@ -422,3 +438,15 @@ def build_suite(
         )
     # Built whole: ``add_expectation`` on an unsaved suite needs a live data context.
     return gx.ExpectationSuite(name=f"seqops.{spec.name}", expectations=expectations)
+
+
+def history_excess(frame: pd.DataFrame, history: Mapping[str, tuple[float, float]]) -> pd.Series:
+    """How far each value lies outside its series' published [min, max], in multiples of that range
+    (0 inside; NaN for a series with no history or no parsed value)."""
+    ids = frame["series_id"].astype("string") if "series_id" in frame else pd.Series(dtype="string")
+    low = ids.map({k: v[0] for k, v in history.items()}).astype("float64")
+    high = ids.map({k: v[1] for k, v in history.items()}).astype("float64")
+    value = pd.to_numeric(frame.get("value"), errors="coerce").astype("float64")
+    span = (high - low).where(high > low, np.maximum(np.abs(high), 1.0))  # a flat series: its level
+    outside = np.maximum(value - high, low - value).clip(lower=0.0)
+    return outside / span

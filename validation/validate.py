@@ -29,11 +29,13 @@ from seqops.core.datasets import DatasetSpec
 from seqops.validation.suites import (
     DERIVED_COLUMNS,
     GRID_OFFSET,
+    HISTORY_EXCESS,
     RULES,
     STEP,
     TOLERATED_STEP,
     build_suite,
     derive_columns,
+    history_excess,
     import_gx,
 )
 
@@ -160,6 +162,7 @@ def validate_batch(
     batch_id: str,
     interval: tuple[datetime | None, datetime | None] | None = None,
     known_series: set[str] | None = None,
+    history: dict[str, tuple[float, float]] | None = None,
     now: datetime | None = None,
 ) -> ValidationResult:
     """Validate one typed batch against its dataset's suite.
@@ -170,6 +173,7 @@ def validate_batch(
         batch_id: the batch's id (first 16 hex chars of its sha256).
         interval: declared ``[start, end)`` of the batch (zone-aware; a bound may be None).
         known_series: series the dataset already has; None skips the unknown-series check.
+        history: each published series' (min, max) value; None skips the far-outside-history rule.
         now: reference time for the future check (zone-aware); default now.
 
     Returns:
@@ -182,10 +186,13 @@ def validate_batch(
     if interval is not None:
         interval = (_aware(interval[0], "interval start"), _aware(interval[1], "interval end"))
     prepared = derive_columns(frame, spec)
+    if history:
+        prepared[HISTORY_EXCESS] = history_excess(prepared, history)
     suite = build_suite(
         spec,
         interval=interval,
         known_series=known_series,
+        history=history,
         now=now,
         covariates=covariate_columns(frame),
         columns=prepared.columns,
@@ -276,6 +283,8 @@ def _examples(body: dict, frame: pd.DataFrame, *, column: str | None, rule: str)
             example["problem"] = f"{steps - 1} step(s) missing before it"
         elif column == GRID_OFFSET:
             example["problem"] = f"{record[GRID_OFFSET]:.3g} of a step off the series' grid"
+        elif column == HISTORY_EXCESS:
+            example["problem"] = f"{record[HISTORY_EXCESS]:.3g} times the series' published range outside it"
         elif column and column not in REQUIRED_COLUMNS:
             example[column] = record.get(raw_column(column), record.get(column))
         examples.append(json_safe(example))

@@ -70,6 +70,12 @@ class DatasetSpec(BaseModel):
     value_min: float | None = None
     value_max: float | None = None
     max_gap_steps: int = Field(24, ge=0, description="longest tolerated gap inside a series, in steps")
+    history_outlier_ranges: float | None = Field(
+        1.0,
+        gt=0,
+        description="a value further outside its series' published [min, max] than this many times "
+        "that range is rejected (a typo, a unit change); None turns the rule off",
+    )
     allow_new_series: bool = True
     source_timezone: str | None = Field(None, description="timezone of naive raw timestamps (importers)")
     window_length: int = Field(168, gt=0, description="L: input values per window (7 x 24 hours)")

@@ -387,6 +387,26 @@ class CuratedStore:
         keys = [c for c in ("series_id", "timestamp") if c in frame.columns]
         return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
 
+    def value_ranges(self, dataset: str) -> dict[str, tuple[float, float]]:
+        """Each published series' (min, max) value, aggregated by Arrow (no pandas frame of values)."""
+        import pyarrow as pa
+
+        table = self._table(dataset)
+        if table is None:
+            return {}
+        arrow = table.to_pyarrow_dataset().to_table(columns=["series_id", "value"])
+        arrow = arrow.set_column(0, "series_id", arrow.column("series_id").cast(pa.string()))
+        grouped = arrow.group_by("series_id").aggregate([("value", "min"), ("value", "max")])
+        return {
+            sid: (float(lo), float(hi))
+            for sid, lo, hi in zip(
+                grouped.column("series_id").to_pylist(),
+                grouped.column("value_min").to_pylist(),
+                grouped.column("value_max").to_pylist(),
+                strict=True,
+            )
+        }
+
     def series(self, dataset: str) -> set[str]:
         frame = self.read(dataset, columns=["series_id"])
         return set(frame["series_id"].astype(str)) if len(frame) else set()

@@ -137,20 +137,25 @@ def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
     except BatchReadError as exc:
         return None, str(exc)
     frame = coerce(raw)
-    known = CuratedStore(settings).series(ref.dataset)
+    store = CuratedStore(settings)
+    history = store.value_ranges(ref.dataset)
     result = validate_batch(
         frame,
         settings.dataset(ref.dataset),
         batch_id=ref.batch_id,
         interval=_interval(ref),
-        known_series=known,
+        known_series=set(history),
+        history=history,
         now=now or datetime.now(UTC),
     )
     return result, None
 
 
 def _brief(outcome) -> str:
-    column = f"[{outcome.column}]" if outcome.column else ""
+    from seqops.validation.suites import DERIVED_COLUMNS
+
+    shown = DERIVED_COLUMNS.get(outcome.column, outcome.column)  # the user's column, not a helper's
+    column = f"[{shown}]" if shown else ""
     return f"{outcome.rule or outcome.expectation}{column}: {outcome.unexpected_count} rows"
 
 
