@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 
 STEP = timedelta(hours=1)
 
 
-def log_forecasts(settings, version: str, start: str, end: str, *, off: dict[str, float]) -> int:
-    """Champion forecasts as the batch DAG logs them, from the true values (times ``off``), with actuals."""
+def log_forecasts(
+    settings,
+    version: str,
+    start: str,
+    end: str,
+    *,
+    off: dict[str, float],
+    arriving: pd.DataFrame | None = None,
+) -> int:
+    """Champion forecasts as the batch DAG logs them, from the true values (times ``off``), with actuals
+    from the curated store plus ``arriving`` (a batch not ingested yet)."""
     from seqops.core.store import CuratedStore
     from seqops.serving.log import LoggedForecast, PredictionLog
 
     frame = CuratedStore(settings).read("pjm")
+    if arriving is not None:
+        extra = arriving.assign(timestamp=pd.to_datetime(arriving["timestamp"], utc=True))
+        frame = pd.concat([frame[["series_id", "timestamp", "value"]], extra], ignore_index=True)
     values = {s: g.set_index("timestamp")["value"] for s, g in frame.groupby("series_id")}
     log = PredictionLog(settings)
     rows = []
@@ -56,17 +69,22 @@ def log_forecasts(settings, version: str, start: str, end: str, *, off: dict[str
     return written
 
 
-def august_arrives(drifting) -> None:
-    """August lands with DOM 40% up, and the champion's logged DOM forecasts are 30% off (idempotent)."""
-    from seqops.flows.ingest import ingest_file
-
-    settings = drifting["settings"]
+def shifted_august(drifting) -> Path:
+    """The held-back August with DOM 40% up, as a canonical batch file."""
     shifted = drifting["root"] / "pjm_2018-08-shifted.csv"
     if not shifted.exists():
         august = pd.read_csv(drifting["august"])
         august.loc[august["series_id"] == "DOM", "value"] *= 1.4
         august.to_csv(shifted, index=False)
-    assert ingest_file(settings, shifted, "pjm").accepted
+    return shifted
+
+
+def august_arrives(drifting) -> None:
+    """August lands with DOM 40% up, and the champion's logged DOM forecasts are 30% off (idempotent)."""
+    from seqops.flows.ingest import ingest_file
+
+    settings = drifting["settings"]
+    assert ingest_file(settings, shifted_august(drifting), "pjm").accepted
     version = drifting["version"]["version"]
     log_forecasts(settings, version, "2018-07-26", "2018-08-02", off={"DOM": 1.3})
     assert len(logged_rows(settings)) > 300

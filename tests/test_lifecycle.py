@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def test_approval_in_airflow_then_drift_retrains_into_promotion(tmp_path, pjm_source):
-    from drift_data import august_arrives, three_zones
+    from drift_data import log_forecasts, shifted_august, three_zones
 
     from seqops import platform
     from seqops.core.secrets import user_password
@@ -137,9 +137,30 @@ def test_approval_in_airflow_then_drift_retrains_into_promotion(tmp_path, pjm_so
         }, states
         assert [r for r in admin.dag_runs("train_forecaster") if r["run_type"] == "asset_triggered"] == []
 
-        # Drift: August arrives shifted; the check asks for a retrain; training names its trigger.
-        august_arrives(data)
-        drift_run = admin.trigger("monitor_drift", conf={"dataset": "pjm"})
+        # Drift: August lands shifted through ingest_sequences (the champion's DOM forecasts for the
+        # last week, 30% off, are in the log); the curated event runs monitor_drift by itself.
+        import shutil
+
+        import pandas as pd
+
+        from seqops.core.store import LandingZone
+
+        shifted = shifted_august(data)
+        version = data["version"]["version"]
+        log_forecasts(
+            settings, version, "2018-07-26", "2018-08-02", off={"DOM": 1.3}, arriving=pd.read_csv(shifted)
+        )
+        shutil.copy(shifted, LandingZone(settings).incoming("pjm") / shifted.name)
+        ingest_run = admin.trigger("ingest_sequences", conf={"dataset": "pjm"})
+        assert admin.wait_for_run("ingest_sequences", ingest_run, timeout=300) == "success"
+
+        def drift_check() -> dict | None:
+            runs = [r for r in admin.dag_runs("monitor_drift") if r["run_type"] == "asset_triggered"]
+            return runs[0] if runs else None
+
+        drift_run = poll(
+            drift_check, timeout=180, every=3, timed_out=lambda: "ingestion did not start a drift check"
+        )["dag_run_id"]
         assert admin.wait_for_run("monitor_drift", drift_run, timeout=300) == "success"
         states = {t["task_id"]: t["state"] for t in admin.task_instances("monitor_drift", drift_run)}
         assert states["request_retrain"] == "success", states
