@@ -559,18 +559,34 @@ def promote_reject(
 
 @promote_app.command("rollback")
 def promote_rollback(
-    reason: Annotated[str, typer.Option(help="Why (recorded on the version rolled back).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on the version rolled back from).")],
     dataset: Annotated[str, typer.Option(help="Dataset.")] = "pjm",
+    user: Annotated[str | None, typer.Option(help="Airflow user asking (default the admin).")] = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="SEQOPS_AIRFLOW_PASSWORD", help="Its password.")
+    ] = None,
 ) -> None:
-    """Move champion back to the last approved version before it (never "the previous number")."""
-    from seqops.registry.registry import Registry, rollback
+    """Move champion back to the last approved version before it (never "the previous number").
+
+    Runs the rollback_forecaster DAG as USER and waits for it: the rollback is in Airflow's history
+    with who asked and why, like a promotion.
+    """
+    from seqops.platform.airflow_client import AirflowError
 
     try:
-        restored = rollback(Registry(get_settings()), dataset, reason=reason)
-    except LookupError as exc:
+        client = _airflow_as(user, password)
+        run_id = client.trigger("rollback_forecaster", conf={"dataset": dataset, "reason": reason})
+        state = client.wait_for_run("rollback_forecaster", run_id, timeout=600)
+        if state != "success":
+            _say(f"error: rollback_forecaster run {run_id} {state}; its log says why (Airflow UI)")
+            raise typer.Exit(1)
+    except AirflowError as exc:
         _say(f"error: {exc}")
         raise typer.Exit(1) from exc
-    typer.echo(json.dumps({"dataset": dataset, "champion": restored.version, "reason": reason}))
+    from seqops.registry.registry import CHAMPION, Registry
+
+    champion = Registry(get_settings()).by_alias(dataset, CHAMPION)
+    typer.echo(json.dumps({"run_id": run_id, "dataset": dataset, "champion": champion and champion.version}))
 
 
 @forecast_app.command("route")

@@ -124,6 +124,14 @@ def test_approval_in_airflow_then_drift_retrains_into_promotion(tmp_path, pjm_so
         assert approved.returncode == 0, approved.stderr
         assert admin.wait_for_run("promote_forecaster", run_id, timeout=300) == "success"
         registry = Registry(settings)
+        nothing_older = subprocess.run(
+            [seqops, "promote", "rollback", "--reason", "just checking", "--user", "alice"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert nothing_older.returncode == 1 and "rollback_forecaster run" in nothing_older.stderr
         champion = registry.by_alias("pjm", CHAMPION)
         assert champion is not None and champion.version == "1"
         assert champion.tags["approved_by"] == "alice" and champion.tags["validation_status"] == "approved"

@@ -126,6 +126,7 @@ def test_platform_up_and_down(tmp_path):
             "forecast_batch",
             "promote_forecaster",
             "monitor_drift",
+            "rollback_forecaster",
         }
         helpers = {"assets", "__init__", "operators", "plugin"}
         assert {p.stem for p in dags_folder().glob("*.py")} == dag_ids | helpers

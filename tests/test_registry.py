@@ -96,3 +96,32 @@ def test_promote_moves_champion_once_keeps_the_old_for_rollback_and_resets_the_r
     assert registry.by_alias("demo", CHAMPION).version == "1"
     with pytest.raises(LookupError, match="no earlier approved version"):
         rollback(registry, "demo", reason="nothing older")
+
+
+@pytest.mark.slow
+def test_a_manual_rollback_runs_as_an_airflow_dag_with_its_reason(airflow_db, home, tmp_path):
+    """rollback_forecaster through ``dag.test()``: champion back to the last approved version, the
+    reason and the requester on the version left; with nothing older it fails saying so."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from seqops.core.resources import dags_folder
+    from seqops.registry.registry import CHAMPION, Registry, promote
+    from seqops.registry.tracking import init_tracking_store
+
+    init_tracking_store(home)
+    registry = Registry(home)
+    for version, who in (("1", "alice"), ("2", "bob")):
+        run, src = _logged_run(registry, tmp_path)
+        assert registry.register("pjm", run, src, {}).version == version
+        promote(registry, "pjm", version, approved_by=who, evidence_run_id=f"r{version}")
+    dag = DagBag(dag_folder=str(dags_folder() / "rollback_forecaster.py")).dags["rollback_forecaster"]
+    run = dag.test(run_conf={"dataset": "pjm", "reason": "live MASE +30% since Monday"})
+    assert run.state == "success"
+    assert registry.by_alias("pjm", CHAMPION).version == "1"
+    left = registry.get("seqops-forecaster-pjm", "2")
+    assert left.tags["validation_status"] == "rolled_back"
+    assert left.tags["rollback_reason"].startswith("live MASE +30% since Monday (by ")
+    assert "rolled_back_by" in left.tags
+    again = dag.test(run_conf={"dataset": "pjm", "reason": "once more"})
+    assert again.state == "failed"  # v1 has nothing approved before it
+    assert registry.by_alias("pjm", CHAMPION).version == "1"

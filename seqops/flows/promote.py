@@ -330,3 +330,26 @@ def archive_unless_approved(settings: Settings, cand: dict[str, Any]) -> dict[st
         return {**cand, "archived": False}
     stop(settings, cand["dataset"], cand["version"], "not approved (rejected, or no answer in time)")
     return {**cand, "archived": True}
+
+
+def roll_back(settings: Settings, dataset: str, reason: str, by: str) -> dict[str, Any]:
+    """Put the last approved champion back, with the reason and who asked on the version left.
+
+    The ``rollback_forecaster`` DAG runs it, so a manual rollback has the same audit trail as a
+    promotion (the Airflow run names who triggered it); ``seqops promote rollback`` triggers that DAG.
+    """
+    from seqops.registry.registry import CHAMPION, Registry, rollback
+
+    settings.dataset(dataset)  # an undeclared name is refused with the declared ones
+    registry = Registry(settings)
+    current = registry.by_alias(dataset, CHAMPION)
+    restored = rollback(registry, dataset, reason=f"{reason} (by {by})")
+    if current is not None:
+        registry.set_tags(dataset, current.version, {"rolled_back_by": by})
+    return {
+        "dataset": dataset,
+        "from_version": current.version if current else None,
+        "to_version": restored.version,
+        "reason": reason,
+        "by": by,
+    }
