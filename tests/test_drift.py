@@ -278,6 +278,31 @@ def test_quiet_then_persistent_drift_asks_once_for_a_retrain(drifting):
 
 
 @pytest.mark.slow
+def test_the_drift_commands_list_show_and_explain_a_missing_check(drifting, monkeypatch):
+    """`seqops drift list|show` read the checks the flow test recorded (runs in file order after it)."""
+    from typer.testing import CliRunner
+
+    from seqops.cli import app
+
+    monkeypatch.setenv("SEQOPS_HOME", str(drifting["settings"].home))
+    monkeypatch.setenv("SEQOPS_FEATURES_DATASETS", "pjm")
+    runner = CliRunner()
+    listed = runner.invoke(app, ["drift", "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.stdout.strip().splitlines()
+    assert lines and lines[0].startswith("20180803T0100") and "cooldown" in lines[0]
+    assert any(line.startswith("20180803T0000") and " retrain " in line for line in lines)
+    shown = runner.invoke(app, ["drift", "show", "20180803T0000"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.stdout.startswith("pjm, 2018-07-27T00:00 .. 2018-08-03T00:00 UTC")
+    assert "Next: retrain requested" in shown.stdout
+    assert "/reports/pjm/20180803T0000/summary.html" in shown.stdout and "MLflow run: " in shown.stdout
+    missing = runner.invoke(app, ["drift", "show", "19990101T0000"])
+    assert missing.exit_code == 1
+    assert "no drift check of 'pjm' with id '19990101T0000'" in missing.stderr
+
+
+@pytest.mark.slow
 def test_a_challenger_already_in_promotion_absorbs_the_request(drifting):
     from seqops.flows.drift import check
     from seqops.registry.registry import Registry
