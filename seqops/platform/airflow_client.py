@@ -28,9 +28,17 @@ class AirflowClient:
         self._token: str | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
+    def _send(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            return self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:  # not running, wrong port: say so, not a traceback
+            raise AirflowError(
+                f"cannot reach Airflow at {self.base_url} ({exc}); start the platform with `make up`"
+            ) from None
+
     def _login(self) -> str:
         username, password = self._auth
-        resp = self._http.post("/auth/token", json={"username": username, "password": password})
+        resp = self._send("POST", "/auth/token", json={"username": username, "password": password})
         if resp.status_code not in (200, 201):
             raise AirflowError(
                 f"login to {self.base_url} as {username!r} failed ({resp.status_code}): {resp.text[:200]}"
@@ -41,11 +49,11 @@ class AirflowClient:
         if self._token is None:
             self._token = self._login()
         headers = {"Authorization": f"Bearer {self._token}"}
-        resp = self._http.request(method, path, headers=headers, **kwargs)
+        resp = self._send(method, path, headers=headers, **kwargs)
         if resp.status_code == 401:  # token expired: log in once more
             self._token = self._login()
             headers = {"Authorization": f"Bearer {self._token}"}
-            resp = self._http.request(method, path, headers=headers, **kwargs)
+            resp = self._send(method, path, headers=headers, **kwargs)
         if resp.status_code >= 400:
             raise AirflowError(f"{method} {path} -> {resp.status_code}: {resp.text[:300]}", resp.status_code)
         return resp.json() if resp.content else {}
