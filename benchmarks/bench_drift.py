@@ -160,7 +160,7 @@ def speed(series: int = 1000, weeks: int = 14) -> dict:
     from evidently.presets import DataDriftPreset, RegressionPreset
 
     from seqops.flows.drift import summary_html
-    from seqops.monitoring.drift import column_drift
+    from seqops.monitoring.drift import column_drift, pooled_frames
     from seqops.monitoring.plots import plot_level_check
     from seqops.monitoring.statistics import error_increase, level_shift
 
@@ -192,22 +192,9 @@ def speed(series: int = 1000, weeks: int = 14) -> dict:
     errors = error_increase(live_err, bt_err, ids)
     t_stats = time.perf_counter() - t1
     t2 = time.perf_counter()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        profile = np.nanmean(r, axis=0)
-        n = np.sum(~np.isnan(r), axis=0)
-        loo = (n * profile - r) / (n - 1.0)
-        cur_cols = {"load": c.ravel(), "deviation": (c / profile - 1).ravel(), "error": live_err.ravel()}
-        ref_cols = {"load": r.ravel(), "deviation": (r / loo - 1).ravel(), "error": bt_err.ravel()}
-
-    def frame_of(cols):
-        longest = max(len(v) for v in cols.values())
-        return pd.DataFrame(
-            {k: np.concatenate([v, np.full(longest - len(v), np.nan)]) for k, v in cols.items()}
-        )
-
-    report = column_drift(
-        frame_of(cur_cols), frame_of(ref_cols), dict.fromkeys(cur_cols, ("wasserstein", 0.1)), name="bench"
-    )
+    pooled_current, pooled_reference = pooled_frames(r, c, {"error": (live_err.ravel(), bt_err.ravel())})
+    pinned = dict.fromkeys(pooled_current.columns, ("wasserstein", 0.1))
+    report = column_drift(pooled_current, pooled_reference, pinned, name="bench")
     t_evidently = time.perf_counter() - t2
     t3 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 #: Methods whose score is a p-value: drift when the score is below the threshold.
@@ -80,6 +81,41 @@ class DriftReport:
     def save_json(self, path: Path) -> Path:
         path.write_text(self.snapshot.json())
         return path
+
+
+def pooled_frames(
+    reference: np.ndarray, current: np.ndarray, extra: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pooled columns a check hands to Evidently: current and reference frames.
+
+    ``load`` is every value; ``deviation`` is each value relative to the like-for-like profile (for a
+    reference period: the profile of the *other* periods, so it is not compared with itself);
+    ``extra`` adds columns as (current, reference) arrays of any length. Shorter columns are padded
+    with NaN, which Evidently leaves out of that column's test.
+
+    Args:
+        reference: ``[period, series, slot]`` aligned reference values.
+        current: ``[series, slot]`` current values.
+    """
+    import numpy as np
+    import pandas as pd
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        n = np.sum(~np.isnan(reference), axis=0)
+        profile = np.nanmean(reference, axis=0)
+        others = (n * profile - reference) / (n - 1.0)
+        cur = {"load": current.ravel(), "deviation": (current / profile - 1.0).ravel()}
+        ref = {"load": reference.ravel(), "deviation": (reference / others - 1.0).ravel()}
+    for name, (c, r) in extra.items():
+        cur[name], ref[name] = np.asarray(c, dtype=float), np.asarray(r, dtype=float)
+
+    def frame(cols: dict[str, np.ndarray]) -> pd.DataFrame:
+        longest = max(len(v) for v in cols.values())
+        return pd.DataFrame(
+            {k: np.concatenate([v, np.full(longest - len(v), np.nan)]) for k, v in cols.items()}
+        )
+
+    return frame(cur), frame(ref)
 
 
 def column_drift(

@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from seqops.core.secrets import stored_secret
 from seqops.core.settings import Settings
 
 
@@ -206,9 +207,4 @@ def _token(settings: Settings) -> str:
     """The service token: the setting, else the one generated into home (created on first use)."""
     if settings.serving_token is not None:
         return settings.serving_token.get_secret_value()
-    path = settings.secrets_dir / "serving_token"
-    if not path.exists():
-        settings.secrets_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(pysecrets.token_urlsafe(32))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    return stored_secret(settings, "serving_token", lambda: pysecrets.token_urlsafe(32))

@@ -211,29 +211,24 @@ def check(
     )
 
     # ---- the pooled Evidently report --------------------------------------------------------------
-    from seqops.monitoring.drift import add_to_workspace, column_drift
+    from seqops.monitoring.drift import add_to_workspace, column_drift, pooled_frames
 
-    with np.errstate(invalid="ignore", divide="ignore"):
-        n = np.sum(~np.isnan(ref), axis=0)
-        profile = np.nanmean(ref, axis=0)
-        loo_profile = (n * profile - ref) / (n - 1.0)
-        current_cols = {"load": cur.ravel(), "deviation": (cur / profile - 1.0).ravel()}
-        reference_cols = {"load": ref.ravel(), "deviation": (ref / loo_profile - 1.0).ravel()}
-    current_cols["forecast"] = live_fc["forecast"].to_numpy()
-    reference_cols["forecast"] = bt_fc.to_numpy()
-    current_cols["error"] = np.concatenate(list(live_err["steps"])) if len(live_err) else np.array([])
-    reference_cols["error"] = bt_err["error"].to_numpy()  # fold means; steps are not kept per fold
-
-    def frame_of(cols: dict[str, np.ndarray]) -> pd.DataFrame:
-        longest = max(len(v) for v in cols.values())
-        return pd.DataFrame(
-            {k: np.concatenate([v, np.full(longest - len(v), np.nan)]) for k, v in cols.items()}
-        )
-
-    pinned = {c: (settings.drift_method, settings.drift_threshold) for c in current_cols}
+    pooled_current, pooled_reference = pooled_frames(
+        ref,
+        cur,
+        {
+            "forecast": (live_fc["forecast"].to_numpy(), bt_fc.to_numpy()),
+            # live: every forecast step; backtest: fold means (its steps are not kept per fold)
+            "error": (
+                np.concatenate(list(live_err["steps"])) if len(live_err) else np.array([]),
+                bt_err["error"].to_numpy(),
+            ),
+        },
+    )
+    pinned = {c: (settings.drift_method, settings.drift_threshold) for c in pooled_current.columns}
     report = column_drift(
-        frame_of(current_cols),
-        frame_of(reference_cols),
+        pooled_current,
+        pooled_reference,
         pinned,
         name=f"{dataset} drift {check_id}",
         metadata={"dataset": dataset, "champion_version": champion.version, "as_of": end.isoformat()},

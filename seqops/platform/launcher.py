@@ -42,10 +42,6 @@ def _bin(name: str) -> str:
     return str(candidate) if candidate.exists() else (shutil.which(name) or name)
 
 
-def _secret(settings: Settings, name: str, make: Callable[[], str]) -> str:
-    return stored_secret(settings, name, make)
-
-
 def airflow_url(settings: Settings) -> str:
     return f"http://{settings.host}:{settings.airflow_port}"
 
@@ -76,7 +72,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": settings.airflow_executor,
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__FERNET_KEY": _secret(settings, "airflow_fernet_key", fernet),
+        "AIRFLOW__CORE__FERNET_KEY": stored_secret(settings, "airflow_fernet_key", fernet),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
             f"{name}:{role}" for name, role in settings.airflow_roles().items()
         ),
@@ -86,8 +82,10 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__API__HOST": settings.host,
         "AIRFLOW__API__PORT": str(settings.airflow_port),
         "AIRFLOW__API__BASE_URL": airflow_url(settings),
-        "AIRFLOW__API__SECRET_KEY": _secret(settings, "airflow_secret_key", lambda: secrets.token_hex(32)),
-        "AIRFLOW__API_AUTH__JWT_SECRET": _secret(
+        "AIRFLOW__API__SECRET_KEY": stored_secret(
+            settings, "airflow_secret_key", lambda: secrets.token_hex(32)
+        ),
+        "AIRFLOW__API_AUTH__JWT_SECRET": stored_secret(
             settings, "airflow_jwt_secret", lambda: secrets.token_hex(32)
         ),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
@@ -257,7 +255,7 @@ def start(settings: Settings, progress: Progress = print) -> None:
     env["MLFLOW_AUTH_CONFIG_PATH"] = str(_mlflow_auth_config(settings))
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     env["DO_NOT_TRACK"] = "1"  # the Evidently UI's usage telemetry: off
-    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret(
+    env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = stored_secret(
         settings, "mlflow_flask_secret_key", lambda: secrets.token_hex(32)
     )
     already = running(settings)
