@@ -50,10 +50,10 @@ down: ## Stop exactly what `make up` started
 status: $(RUNTIME) ## Show which platform processes are running
 	$(BIN)/seqops platform status
 
-sysdeps: ## Install PostgreSQL, Redis (production-profile tests) and Chromium (browser tests) from Debian if missing
-	@if command -v redis-server >/dev/null && command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+sysdeps: ## Install PostgreSQL, Redis (production-profile tests) and Chromium with its driver (browser tests) from Debian if missing
+	@if command -v redis-server >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server chromium >/dev/null; fi
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server chromium chromium-driver >/dev/null; fi
 
 lint: $(DEV) ## ruff lint and format check, and the import-linter layer contract
 	$(BIN)/ruff check .

@@ -19,7 +19,8 @@ run for an older version that a newer challenger superseded stops at **candidate
 4. **approval**: Airflow's Required Actions page shows the evidence table with links to the MLflow
    runs; only the configured approvers (`SEQOPS_APPROVERS`) may answer; no answer in time is a reject.
 5. **promote**: `champion` moves (the old one stays as `previous_champion`), tagged with who approved
-   and the evidence; **archive_unless_approved** archives a challenger nobody approved.
+   and the evidence; **archive_unless_approved** (a teardown: it runs after a failure too, and the run
+   still fails) archives a challenger nobody approved and puts the router back to champion only.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag, task, teardown
 
 from seqops.core.settings import get_settings
 from seqops.dags.assets import CHALLENGER
 
-_settings = get_settings()  # light: the approvers and the approval window of this deployment
+_settings = get_settings()  # light: the approvers, the approval window and the waits' poke interval
 
 
 @dag(
@@ -68,7 +69,7 @@ def promote_forecaster():
         except LookupError as exc:
             raise AirflowSkipException(str(exc)) from None
 
-    @task(retries=0)
+    @task  # a crash is retried; a verdict (AirflowFailException) is final
     def backtest_gate(cand: dict) -> dict:
         """Gate 1: challenger vs champion (or the naive baselines) on the same recent folds."""
         from airflow.sdk.exceptions import AirflowFailException
@@ -99,7 +100,12 @@ def promote_forecaster():
                 set_stage(get_settings(), cand["dataset"], stage)
             return datetime.now(UTC).isoformat()
 
-        @task.sensor(task_id=f"wait_{stage}", poke_interval=300, timeout=14 * 24 * 3600, mode="reschedule")
+        @task.sensor(
+            task_id=f"wait_{stage}",
+            poke_interval=_settings.promotion_poke_s,
+            timeout=14 * 24 * 3600,
+            mode="reschedule",
+        )
         def wait(cand: dict, since: str):
             from airflow.sdk import PokeReturnValue
 
@@ -112,7 +118,7 @@ def promote_forecaster():
             print(f"{n} of {s.promotion_min_pairs} paired {stage} forecasts have their actuals")
             return PokeReturnValue(is_done=n >= s.promotion_min_pairs)
 
-        @task(task_id=f"{stage}_gate", retries=0)
+        @task(task_id=f"{stage}_gate")
         def gate(cand: dict, since: str) -> dict | None:
             from airflow.sdk.exceptions import AirflowFailException
 
@@ -165,7 +171,7 @@ def promote_forecaster():
             get_settings(), cand, who.get("name") or who.get("id") or "unknown", backtest["run_id"]
         )
 
-    @task(trigger_rule="all_done")
+    @teardown  # runs whatever happened before it; the run's state stays that of the gates and promote
     def archive_unless_approved(cand: dict) -> dict:
         """A challenger nobody approved is archived with the reason."""
         from seqops.flows.promote import archive_unless_approved as archive

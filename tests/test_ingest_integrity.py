@@ -315,7 +315,11 @@ def _later(series: str, values: list[float], day: int = 2) -> str:
 
 
 def test_a_value_far_outside_its_series_history_is_rejected_naming_it(home, tmp_path):
-    """A history of 10..15; then one batch with a x100 typo, one inside a generous band, and a new series."""
+    """A year of history of 10..15; then one batch with a x100 typo, one inside a generous band, and a
+    new series."""
+    year_ago = tmp_path / "year_ago.csv"
+    year_ago.write_text(HEADER + _rows("A", hours=6, base=10.0).replace("2020-01-01", "2019-01-01"))
+    assert _ingest(year_ago, "--dataset", "default")[0].exit_code == 0
     first = tmp_path / "history.csv"
     first.write_text(HEADER + _rows("A", hours=6, base=10.0))
     assert _ingest(first, "--dataset", "default")[0].exit_code == 0
@@ -335,4 +339,17 @@ def test_a_value_far_outside_its_series_history_is_rejected_naming_it(home, tmp_
     fine.write_text(HEADER + _later("A", [16.0, 19.5, 5.5], day=3) + _later("NEW", [1e6, 2e6], day=3))
     result, summary = _ingest(fine, "--dataset", "default")
     assert result.exit_code == 0, summary
-    assert CuratedStore(home).value_ranges("default") == {"A": (5.5, 19.5), "NEW": (1e6, 2e6)}
+    ranges = CuratedStore(home).value_ranges("default")
+    assert {s: (r.min, r.max) for s, r in ranges.items()} == {"A": (5.5, 19.5), "NEW": (1e6, 2e6)}
+    assert ranges["A"].days > 365 and ranges["NEW"].days == 1 / 24
+
+
+def test_a_series_with_less_than_a_seasonal_cycle_published_is_not_judged_by_its_range(home, tmp_path):
+    """A first spring's range must not reject its summer: a month of 10..15, then values at 40."""
+    spring = tmp_path / "spring.csv"
+    spring.write_text(HEADER + _rows("A", hours=6, base=10.0))
+    assert _ingest(spring, "--dataset", "default")[0].exit_code == 0
+    summer = tmp_path / "summer.csv"
+    summer.write_text(HEADER + _later("A", [40.0, 41.0, 42.0]))
+    result, summary = _ingest(summer, "--dataset", "default")
+    assert result.exit_code == 0, summary

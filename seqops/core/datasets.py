@@ -76,6 +76,12 @@ class DatasetSpec(BaseModel):
         description="a value further outside its series' published [min, max] than this many times "
         "that range is rejected (a typo, a unit change); None turns the rule off",
     )
+    history_min_days: float = Field(
+        365,
+        ge=0,
+        description="the far-outside-history rule judges a series only once this many days of it are "
+        "published (a full seasonal cycle: a first spring's range must not reject its summer)",
+    )
     allow_new_series: bool = True
     source_timezone: str | None = Field(None, description="timezone of naive raw timestamps (importers)")
     window_length: int = Field(168, gt=0, description="L: input values per window (7 x 24 hours)")

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     promotion_min_pairs: int = Field(
         48, gt=0, description="Paired live forecasts with actuals a live gate needs."
     )
+    promotion_poke_s: int = Field(
+        300, ge=1, description="How often the shadow and canary waits look for new actuals (seconds)."
+    )
     promotion_canary_share: float = Field(0.1, gt=0, le=1, description="Share of series the canary serves.")
     promotion_approval_hours: float = Field(
         72, gt=0, description="Approval window; then the default: reject."

@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from seqops.core.canonical import LINEAGE_COLUMNS, PARTITION_COLUMN, RESERVED_COLUMNS
 from seqops.core.settings import Settings
@@ -218,6 +218,14 @@ class Published:
     new: bool
 
 
+class SeriesRange(NamedTuple):
+    """A published series' value range and its span in days."""
+
+    min: float
+    max: float
+    days: float
+
+
 class CuratedStore:
     """Validated rows only: one Delta Lake table per dataset at ``curated/<dataset>/``.
 
@@ -387,22 +395,29 @@ class CuratedStore:
         keys = [c for c in ("series_id", "timestamp") if c in frame.columns]
         return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys else frame
 
-    def value_ranges(self, dataset: str) -> dict[str, tuple[float, float]]:
-        """Each published series' (min, max) value, aggregated by Arrow (no pandas frame of values)."""
+    def value_ranges(self, dataset: str) -> dict[str, SeriesRange]:
+        """Each published series' value range and how many days of it are published (first to last
+        timestamp), aggregated by Arrow (no pandas frame of values)."""
         import pyarrow as pa
 
         table = self._table(dataset)
         if table is None:
             return {}
-        arrow = table.to_pyarrow_dataset().to_table(columns=["series_id", "value"])
+        arrow = table.to_pyarrow_dataset().to_table(columns=["series_id", "timestamp", "value"])
         arrow = arrow.set_column(0, "series_id", arrow.column("series_id").cast(pa.string()))
-        grouped = arrow.group_by("series_id").aggregate([("value", "min"), ("value", "max")])
+        grouped = (
+            arrow.group_by("series_id")
+            .aggregate([("value", "min"), ("value", "max"), ("timestamp", "min"), ("timestamp", "max")])
+            .to_pydict()
+        )
         return {
-            sid: (float(lo), float(hi))
-            for sid, lo, hi in zip(
-                grouped.column("series_id").to_pylist(),
-                grouped.column("value_min").to_pylist(),
-                grouped.column("value_max").to_pylist(),
+            sid: SeriesRange(float(lo), float(hi), (last - first).total_seconds() / 86400)
+            for sid, lo, hi, first, last in zip(
+                grouped["series_id"],
+                grouped["value_min"],
+                grouped["value_max"],
+                grouped["timestamp_min"],
+                grouped["timestamp_max"],
                 strict=True,
             )
         }

@@ -138,13 +138,16 @@ def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
         return None, str(exc)
     frame = coerce(raw)
     store = CuratedStore(settings)
-    history = store.value_ranges(ref.dataset)
+    spec = settings.dataset(ref.dataset)
+    published = store.value_ranges(ref.dataset)
+    # the far-outside rule judges a series only once a seasonal cycle of it is published
+    history = {s: (r.min, r.max) for s, r in published.items() if r.days >= spec.history_min_days}
     result = validate_batch(
         frame,
-        settings.dataset(ref.dataset),
+        spec,
         batch_id=ref.batch_id,
         interval=_interval(ref),
-        known_series=set(history),
+        known_series=set(published),
         history=history,
         now=now or datetime.now(UTC),
     )

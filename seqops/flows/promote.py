@@ -117,7 +117,13 @@ def backtest_gate(
         run.log_dict({"against": against, **verdict.to_dict()}, "gate_backtest.json")
         with tempfile.TemporaryDirectory() as tmp:
             per_series.to_csv(Path(tmp) / "per_series_mase.csv")
-            _plot(per_series, against, challenger, verdict.decision, Path(tmp) / "champion_vs_challenger.png")
+            _plot(
+                per_series,
+                against,
+                challenger,
+                f"backtest gate: {verdict.decision}",
+                Path(tmp) / "champion_vs_challenger.png",
+            )
             run.log_artifacts(tmp, "gate_backtest")
     return {
         "dataset": dataset,
@@ -137,7 +143,9 @@ def _point(pred, bundle):
     return pred.astype(np.float64)
 
 
-def _plot(per_series, against: str, challenger: str, decision: str, path) -> None:
+def _plot(
+    per_series, against: str, challenger: str, decision: str, path, what: str = "MASE on the backtest folds"
+) -> None:
     """Per-series MASE, champion (or baseline) beside challenger: what a reviewer looks at first."""
     import numpy as np
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -150,8 +158,8 @@ def _plot(per_series, against: str, challenger: str, decision: str, path) -> Non
     ax.bar(pos - 0.2, per_series["champion"], width=0.4, label=against)
     ax.bar(pos + 0.2, per_series["challenger"], width=0.4, label=f"challenger v{challenger}")
     ax.set_xticks(pos, per_series.index, rotation=45, ha="right")
-    ax.set_ylabel("MASE on the backtest folds")
-    ax.set_title(f"backtest gate: {decision}")
+    ax.set_ylabel(what)
+    ax.set_title(f"{decision} ({against} vs challenger v{challenger})")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -198,7 +206,11 @@ def live_gate(
     Losses are absolute errors scaled by each series' seasonal in-sample MAE (MASE terms), as in
     the backtest gate. Logged to an MLflow run of the comparison.
     """
+    import tempfile
+    from pathlib import Path
+
     import numpy as np
+    import pandas as pd
 
     from seqops.core.store import CuratedStore
     from seqops.promotion.statistics import gate
@@ -240,6 +252,29 @@ def live_gate(
             }
         )
         run.log_dict({"pairs": len(pairs), **verdict.to_dict()}, f"gate_{stage}.json")
+        horizon = actual.shape[1]
+        per_series = (
+            pd.DataFrame(
+                {
+                    "series_id": np.repeat(pairs["series_id"].to_numpy(), horizon),
+                    "champion": loss_champion,
+                    "challenger": loss_challenger,
+                }
+            )
+            .groupby("series_id")[["champion", "challenger"]]
+            .mean()
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            per_series.to_csv(Path(tmp) / "per_series_mase.csv")
+            _plot(
+                per_series,
+                f"champion v{champion}",
+                challenger,
+                f"{stage} gate: {verdict.decision}",
+                Path(tmp) / "champion_vs_challenger.png",
+                what=f"MASE on the paired {stage} forecasts",
+            )
+            run.log_artifacts(tmp, f"gate_{stage}")
     return {"stage": stage, "pairs": int(len(pairs)), "run_id": run.run_id, **verdict.to_dict()}
 
 
@@ -290,7 +325,8 @@ def evidence_markdown(settings: Settings, cand: dict[str, Any], gates: list[dict
     lines = [
         f"**{cand['dataset']}: challenger v{cand['version']} against {against}**",
         "",
-        "| gate | decision | MASE champion | MASE challenger | change | p better | p worse | pairs | run |",
+        "| gate | decision | MASE champion | MASE challenger | change | p better | p worse | forecasts "
+        "| run |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for g in gates:
@@ -298,7 +334,8 @@ def evidence_markdown(settings: Settings, cand: dict[str, Any], gates: list[dict
         lines.append(
             f"| {g.get('stage', 'backtest')} | {g['decision']} | {b['mean_champion']:.4f} | "
             f"{b['mean_challenger']:.4f} | {b['relative_change']:+.1%} | {b['p_value']:.3g} | "
-            f"{g['worse']['p_value']:.3g} | {b['n']} | [{g['run_id'][:8]}]({mlflow}/{g['run_id']}) |"
+            f"{g['worse']['p_value']:.3g} | {b['n'] // b['horizon']} | "
+            f"[{g['run_id'][:8]}]({mlflow}/{g['run_id']}) |"
         )
     lines += ["", *[f"- {g.get('stage', 'backtest')}: {g['reason']}" for g in gates]]
     lines += ["", "Approve to make it the champion (the current one stays as `previous_champion`)."]
@@ -322,12 +359,16 @@ def approve(
 
 def archive_unless_approved(settings: Settings, cand: dict[str, Any]) -> dict[str, Any]:
     """After the approval step: a challenger nobody approved (rejected, or timed out) is archived."""
-    from seqops.registry.registry import APPROVED, Registry, model_name
+    from seqops.registry.registry import APPROVED, REJECTED, Registry, model_name
 
     registry = Registry(settings)
     version = registry.get(model_name(cand["dataset"]), cand["version"])
-    if version.tags.get("validation_status") == APPROVED:
+    status = version.tags.get("validation_status")
+    if status == APPROVED:
         return {**cand, "archived": False}
+    if status == REJECTED:  # a gate stopped it: keep that gate's reason, only make sure of the route
+        set_stage(settings, cand["dataset"], "champion")
+        return {**cand, "archived": True, "reason": version.tags.get("rejected_reason")}
     stop(settings, cand["dataset"], cand["version"], "not approved (rejected, or no answer in time)")
     return {**cand, "archived": True}
 
