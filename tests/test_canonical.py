@@ -330,6 +330,14 @@ DIRT = {
         lambda _: bytes(range(256)) * 8,
         ["not a CSV or Parquet file: bytes at offset 0 are not text (binary?)"],
     ),
+    "NUL byte deep in a big file": Dirt(  # past the first read of the stream: still named, with offset
+        lambda _: csv_text(CLEAN * 40_000).encode() + b"AEP,2014-01-01T00:00:00Z,1\x002\n",
+        ["not a CSV or Parquet file: bytes at offset", "are not text (binary?)"],
+    ),
+    "invalid UTF-8 deep in a big file": Dirt(
+        lambda _: csv_text(CLEAN * 40_000).encode() + b"AEP,2014-01-01T00:00:00Z,\xff\n",
+        ["not UTF-8 text: byte 0xff at offset", "cannot be decoded"],
+    ),
     "truncated CSV": Dirt(
         lambda _: csv_text(CLEAN)[:-20],
         ["line 13 has 2 fields but the header has 3", "ends mid-line", "truncated"],

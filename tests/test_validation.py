@@ -292,3 +292,37 @@ def test_report_of_an_accepted_batch(tmp_path):
     assert '<div class="seqops-verdict accepted">ACCEPTED</div>' in page
     assert "seqops-failed" not in page and 'class="fas fa-times' not in page
     assert page.count('class="fas fa-check-circle') == len(result.outcomes) + 1  # + overall status
+
+
+def test_a_batch_validated_in_chunks_gets_the_verdict_of_one_run(monkeypatch, tmp_path):
+    """Row checks run chunk by chunk (bounded memory); their summed verdict, counts and first
+    offending rows equal one whole run's, including a duplicate key split across two chunks."""
+    import seqops.validation.validate as validate_module
+
+    records = [
+        *hourly("A", range(0, 10)),
+        ("A", "2014-01-01T03:00:00Z", 99),  # repeats a key of the first chunk
+        ("B", "not a time", 1),
+        ("", "2014-01-01T00:00:00Z", 1),
+        ("B", "2014-01-01T01:00:00Z", -5),  # below the plausible range
+        ("B", "2014-01-01T08:00:00Z", 1),  # a gap after 01:00
+        *hourly("C", range(0, 6), base=70000.0),  # above it
+        ("C", "2014-01-01T06:30:00Z", 1),  # off the grid
+    ]
+    frame = batch(records)
+    whole = validate(frame, known_series={"A", "B"})
+    monkeypatch.setattr(validate_module, "CHUNK_ROWS", 4)
+    chunked = validate(frame, known_series={"A", "B"})
+    assert not whole.accepted and len(whole.errors()) >= 5  # the batch has many problems at once
+    strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "gx_result"}  # noqa: E731
+    assert strip(chunked) == strip(whole)
+    stats = chunked.gx_result["statistics"]
+    assert stats["evaluated_expectations"] == len(chunked.outcomes) == len(whole.outcomes)
+    assert stats["unsuccessful_expectations"] == sum(not o.success for o in chunked.outcomes)
+    assert [r["expectation_config"]["type"] for r in chunked.gx_result["results"]] == [
+        r["expectation_config"]["type"] for r in whole.gx_result["results"]
+    ]
+    page = write_report(chunked, tmp_path)["data_docs"].read_text()  # GX's own page renders the merge
+    text = re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", page))
+    assert f"Unsuccessful Expectations {stats['unsuccessful_expectations']}" in text
+    assert "Expectation Suite: pjm-b1 " in text

@@ -135,7 +135,7 @@ def derive_columns(frame: pd.DataFrame, spec: DatasetSpec) -> pd.DataFrame:
         A copy with a 0..n-1 index, ``_row`` (added as index + 1 if absent) and, when
         ``series_id`` and ``timestamp`` exist, ``_grid_offset``, ``_step`` and ``_tolerated_step``.
     """
-    out = frame.reset_index(drop=True).copy()
+    out = frame.reset_index(drop=True)  # a new frame: the columns added below never reach ``frame``
     if ROW not in out:
         out[ROW] = np.arange(1, len(out) + 1, dtype="int64")
     if "series_id" in out:

@@ -16,6 +16,7 @@ Three steps, each strict about one thing:
 
 from __future__ import annotations
 
+import array
 import csv
 import gzip
 import io
@@ -38,6 +39,7 @@ VALUE_RAW = "_value_raw"
 
 DEFAULT_MAX_BATCH_MB = 500.0
 _MB = 1024 * 1024
+_DISTINCT_CACHED = 100_000  # distinct cells per column stored once; beyond it a column counts as distinct
 _CSV_SUFFIXES = (".csv", ".csv.gz")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -210,13 +212,73 @@ def _read_text(path: Path, limit: int) -> str:
 
 def _read_csv(path: Path, limit: int) -> tuple[pd.DataFrame, np.ndarray]:
     """(cells as text, line number of each row)."""
-    text = _read_text(path, limit)
+    try:
+        with _TextStream(path, limit) as stream:
+            return _parse_csv(stream)
+    except (UnicodeDecodeError, csv.Error, BatchReadError):
+        _read_text(path, limit)  # a more basic problem (binary, not UTF-8, too big) is named first
+        raise
+
+
+class _TextStream(io.RawIOBase):
+    """The file's bytes as a stream (decompressed for ``.gz``), refusing over ``limit`` bytes and
+    remembering the last one; read as text through :class:`io.TextIOWrapper` (UTF-8, BOM dropped),
+    so a batch is parsed without a copy of its whole text."""
+
+    def __init__(self, path: Path, limit: int) -> None:
+        self._file = gzip.open(path, "rb") if path.name.lower().endswith(".gz") else open(path, "rb")  # noqa: SIM115
+        self._limit, self._seen, self.last = limit, 0, b""
+        try:
+            head = self._file.peek(4)[:4] if hasattr(self._file, "peek") else b""
+        except (OSError, EOFError, zlib.error) as exc:
+            self._file.close()
+            raise BatchReadError(f"gzip stream is truncated or corrupt: {exc}") from exc
+        if head == b"PAR1":
+            self._file.close()
+            raise BatchReadError("this is a Parquet file named like a CSV; name it .parquet")
+        self.text = io.TextIOWrapper(io.BufferedReader(self, 1 << 20), encoding="utf-8-sig", newline="")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001
+        try:
+            n = self._file.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BatchReadError(f"gzip stream is truncated or corrupt: {exc}") from exc
+        self._seen += n
+        if self._seen > self._limit:
+            raise BatchReadError(
+                f"decompressed CSV is over the {_size(self._limit)} limit of one batch "
+                "(SEQOPS_MAX_BATCH_MB); split it into smaller batches"
+            )
+        if n:
+            self.last = bytes(buffer[n - 1 : n])
+            if bytes(buffer[:n]).find(b"\x00") >= 0:
+                raise BatchReadError("NUL byte: not text")  # _read_csv names the offset
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+    def __enter__(self) -> _TextStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_csv(stream: _TextStream) -> tuple[pd.DataFrame, np.ndarray]:
     # The csv module, not pandas: it reports the physical line each record ends on, so ``_row``
     # stays the true line number across blank lines and quoted newlines.
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(stream.text, strict=True)
     header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
+    # Column by column, each cell text stored once per distinct value while a column repeats
+    # (ids, timestamps): a list per row and a str per cell took ~250 bytes a row.
+    columns: list[list[str]] = []
+    seen: list[dict[str, str] | None] = []
+    lines = array.array("q")
     ragged: list[tuple[int, int]] = []
     previous_end = last_start = 0
     try:
@@ -227,17 +289,26 @@ def _read_csv(path: Path, limit: int) -> tuple[pd.DataFrame, np.ndarray]:
             last_start = start
             if header is None:
                 header = [name.strip() for name in record]
+                columns = [[] for _ in header]
+                seen = [{} for _ in header]
                 continue
             if len(record) != len(header):
                 ragged.append((start, len(record)))
                 continue
-            rows.append(record)
+            for k, cell in enumerate(record):
+                cache = seen[k]
+                if cache is not None:
+                    cell = cache.setdefault(cell, cell)
+                    if len(cache) > _DISTINCT_CACHED:  # mostly distinct: stop looking them up
+                        seen[k] = None
+                columns[k].append(cell)
             lines.append(start)
     except csv.Error as exc:
         raise BatchReadError(
             f"CSV is malformed at line {reader.line_num}: {exc} (an unclosed quote, or the file "
             "was cut short?); fix the quoting or re-send the whole file"
         ) from exc
+    ends_with_newline = stream.last in (b"\n", b"\r")
     if header is None or not any(header):
         raise BatchReadError("CSV has no header line: the first line must name the columns")
     if len(header) == 1:
@@ -256,24 +327,23 @@ def _read_csv(path: Path, limit: int) -> tuple[pd.DataFrame, np.ndarray]:
         raise BatchReadError(f"column {seen[0]!r} appears more than once in the header; keep one")
     if ragged:
         line, count = ragged[0]
-        truncated = ragged[-1][0] == last_start and not text.endswith(("\n", "\r"))
+        truncated = ragged[-1][0] == last_start and not ends_with_newline
         cut = " The file ends mid-line: it looks truncated; re-send the whole file." if truncated else ""
         more = f" ({len(ragged)} lines in all)" if len(ragged) > 1 else ""
         raise BatchReadError(
             f"line {line} has {count} fields but the header has {len(header)}{more}: rows must "
             f"have one field per column (quote values that contain commas).{cut}"
         )
-    if rows and not text.endswith(("\n", "\r")):
+    if lines and not ends_with_newline:
         raise BatchReadError(
             f"the file does not end with a line break: its last line (line {last_start}) may have been "
             "cut short in transfer, and a cut row can still parse (12.5 -> 12). Re-send the whole "
             "file; a complete CSV ends with a newline"
         )
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in header]
     frame = pd.DataFrame(
-        {name: pd.Series(col, dtype=object) for name, col in zip(header, columns, strict=True)}
+        {name: pd.Series(columns[k] if columns else [], dtype=object) for k, name in enumerate(header)}
     )
-    return frame, np.asarray(lines, dtype="int64")
+    return frame, np.frombuffer(lines, dtype="int64").copy()
 
 
 # ---- typing ----------------------------------------------------------------------------------

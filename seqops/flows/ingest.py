@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from seqops.core.memory import release
 from seqops.core.settings import Settings
 from seqops.core.store import BatchRef, CuratedStore, LandingZone, Quarantine, RawStore, write_atomic
 
@@ -137,6 +138,7 @@ def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
     except BatchReadError as exc:
         return None, str(exc)
     frame = coerce(raw)
+    del raw  # the typed frame keeps what validation needs (the cells' text included)
     store = CuratedStore(settings)
     spec = settings.dataset(ref.dataset)
     published = store.value_ranges(ref.dataset)
@@ -182,6 +184,7 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
     except Exception as exc:  # a crash is a verdict too: the batch is quarantined with the reason
         result, read_error = None, f"validation could not run ({type(exc).__name__}: {exc})"
         rows_read = _count_rows(settings, ref)
+    release()  # the batch's frames are gone: publish (often next, in this process) starts low
     return _verdict(settings, ref, out_dir, result, read_error, write_report, rows_read)
 
 
@@ -283,6 +286,7 @@ def publish(settings: Settings, ref: BatchRef) -> int:
         frame = to_canonical(coerce(read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes)))
         if len(frame) != verdict["rows_accepted"]:
             raise RuntimeError(f"{len(frame)} rows read but {verdict['rows_accepted']} were accepted")
+        release()  # the cells' text is gone; the commit's Arrow copy comes next
         done = CuratedStore(settings).write(ref.dataset, ref, frame)
     except Exception as exc:
         raise BatchRejected(_publish_failed(settings, ref, verdict, exc)) from exc
