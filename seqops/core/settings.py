@@ -119,7 +119,13 @@ class Settings(BaseSettings):
     feast_registry_url: SecretStr | None = None
     feast_offline_pg_url: SecretStr | None = None
     feast_online_redis: str | None = Field(None, description="host:port[,db=N] of the Redis online store.")
-    object_store_root: str | None = Field(None, description="s3://bucket/prefix for raw and curated data.")
+    object_store_root: str | None = Field(
+        None,
+        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
+        description="s3://bucket/prefix: the curated Delta tables live at <prefix>/curated/<dataset>; "
+        "credentials and endpoint come from the standard AWS_* variables (AWS_ENDPOINT_URL for an "
+        "S3-compatible server). Unset: the tables are under home.",
+    )
 
     @field_validator("features_datasets", "approvers", "airflow_users", mode="before")
     @classmethod

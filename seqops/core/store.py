@@ -218,6 +218,19 @@ class Published:
     new: bool
 
 
+def s3_subtree(uri: str):
+    """A pyarrow filesystem rooted at ``s3://bucket/key``, configured like every S3 client: from
+    ``AWS_*`` variables (``AWS_ENDPOINT_URL`` names an S3-compatible server, else AWS itself)."""
+    import pyarrow.fs as pafs
+
+    if not uri.startswith("s3://"):
+        raise ValueError(f"object store {uri!r}: only s3:// URIs are supported")
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    s3 = pafs.S3FileSystem(endpoint_override=endpoint, region=region)
+    return pafs.SubTreeFileSystem(uri.removeprefix("s3://").rstrip("/"), s3)
+
+
 class SeriesRange(NamedTuple):
     """A published series' value range and its span in days."""
 
@@ -239,9 +252,23 @@ class CuratedStore:
 
     def __init__(self, settings: Settings) -> None:
         self.root = settings.curated_dir
+        self.object_root = settings.object_store_root  # s3://bucket/prefix: the tables live there
 
     def table_uri(self, dataset: str) -> str:
-        return str(self.root / check_dataset_name(dataset))
+        name = check_dataset_name(dataset)
+        if self.object_root:
+            return f"{self.object_root.rstrip('/')}/curated/{name}"
+        return str(self.root / name)
+
+    def _arrow(self, table: DeltaTable, dataset: str):
+        """The table's current files as a pyarrow dataset.
+
+        On S3, read through pyarrow's own S3 filesystem: Delta's default file handler leaves Rust
+        threads behind that abort the interpreter at exit (delta-io/delta-rs#2184).
+        """
+        if not self.object_root:
+            return table.to_pyarrow_dataset()
+        return table.to_pyarrow_dataset(filesystem=s3_subtree(self.table_uri(dataset)))
 
     def _table(self, dataset: str, version: int | None = None) -> DeltaTable | None:
         from deltalake import DeltaTable
@@ -364,7 +391,7 @@ class CuratedStore:
                     "value": pd.Series(dtype="float64"),
                 }
             )
-        data = table.to_pyarrow_dataset()
+        data = self._arrow(table, dataset)
         expr = None
         if start is not None:
             cond = ds.field("timestamp") >= pd.Timestamp(start).tz_convert("UTC")
@@ -398,7 +425,7 @@ class CuratedStore:
         table = self._table(dataset)
         if table is None:
             return {}
-        arrow = table.to_pyarrow_dataset().to_table(columns=["series_id", "timestamp", "value"])
+        arrow = self._arrow(table, dataset).to_table(columns=["series_id", "timestamp", "value"])
         arrow = arrow.set_column(0, "series_id", arrow.column("series_id").cast(pa.string()))
         grouped = (
             arrow.group_by("series_id")
