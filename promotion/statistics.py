@@ -166,3 +166,20 @@ def gate(
             ),
         )
     return GateVerdict(decision, reason, better, worse, alpha, min_effect)
+
+
+#: The level of an interim look (a live stage watched as actuals arrive, before its full sample).
+#: Looking at every new pair at 0.005 falsely stopped equal models in 17% of 400 simulated canaries of
+#: 48 pairs; at 0.001 from a quarter of the sample on, 1.7% of 300 (tests/test_promotion_statistics.py).
+INTERIM_ALPHA = 0.001
+
+
+def interim_stop(
+    loss_champion: np.ndarray, loss_challenger: np.ndarray, *, horizon: int, pairs: int, full: int
+) -> bool:
+    """Stop early? Only when the challenger is already significantly worse at :data:`INTERIM_ALPHA`,
+    and only once ``pairs`` reaches a quarter of the ``full`` sample (at least 2)."""
+    if pairs < max(2, full // 4):
+        return False
+    worse = diebold_mariano(loss_champion, loss_challenger, horizon=horizon, alternative="worse")
+    return worse.p_value < INTERIM_ALPHA

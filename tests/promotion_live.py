@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 ZONES = ["AEP", "DAYTON", "DUQ"]  # at canary share 0.5, AEP and DUQ are canary series, DAYTON is not
-MIN_PAIRS = 4
+MIN_PAIRS = 8  # the canary (2 series) reaches a quarter of it, its first interim look, in 2 days
 SEQOPS = str(Path(sys.executable).with_name("seqops"))
 
 

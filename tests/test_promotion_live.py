@@ -19,6 +19,7 @@ import httpx
 import pytest
 from promotion_live import (
     ARTIFACTS,
+    MIN_PAIRS,
     ZONES,
     Driver,
     chromium,
@@ -69,7 +70,7 @@ def test_promotion_gates_browser_approval_scheduler_kill_and_canary_rollback(
             return (bool(runs) and all(r["state"] in ("success", "failed") for r in runs)) or None
 
         poll(startup_training_done, timeout=180, every=3, timed_out=lambda: "the start-up training hangs")
-        replayable_data(settings, tmp_path, pjm_source, days=14)
+        replayable_data(settings, tmp_path, pjm_source, days=21)
         evaluated = train_once(settings)
         registry = Registry(settings)
         v1 = register(settings, evaluated, bias=0.15)  # the champion approved earlier: 15% too high
@@ -190,6 +191,16 @@ def test_promotion_gates_browser_approval_scheduler_kill_and_canary_rollback(
         assert (
             registry.by_alias("pjm", CHAMPION).version == v2 and registry.by_alias("pjm", CHALLENGER) is None
         )
+        from seqops.registry.registry import experiment_name
+        from seqops.registry.tracking import find_runs
+
+        canary_runs = find_runs(
+            settings,
+            experiment_name("pjm"),
+            where=f"tags.`seqops.promotion.gate` = 'canary' and tags.`seqops.promotion.challenger` = '{v3}'",
+        )
+        assert len(canary_runs) == 1 and canary_runs[0]["tags"]["seqops.promotion.decision"] == "stop"
+        assert canary_runs[0]["metrics"]["gate.pairs"] < MIN_PAIRS  # caught at an interim look, early
 
         # ---- 3. a worse challenger stops at the backtest gate ----
         v4 = register(settings, evaluated, bias=0.3)

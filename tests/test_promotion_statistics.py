@@ -56,3 +56,30 @@ def test_input_errors_are_named():
         diebold_mariano(np.ones(5), np.ones(6))
     with pytest.raises(ValueError, match="at least 3"):
         diebold_mariano(np.ones(2), np.ones(2))
+
+
+def _canaries(seed: int, shift: float, pairs: int = 48, h: int = 24):
+    """Paired live forecasts of one canary: per pair a level error shared by its h steps, plus
+    random-walk step errors (h-step forecasts); the challenger's losses ``shift`` higher."""
+    rng = np.random.default_rng(seed)
+    champion = np.abs(rng.normal(size=(pairs, h)).cumsum(axis=1) * 0.1 + rng.normal(size=(pairs, 1)))
+    challenger = np.abs(rng.normal(size=(pairs, h)).cumsum(axis=1) * 0.1 + rng.normal(size=(pairs, 1)))
+    return champion, challenger + shift
+
+
+def _first_interim_stop(champion, challenger, full: int) -> int | None:
+    from seqops.promotion.statistics import interim_stop
+
+    for n in range(1, full):  # a look at every new pair, as the canary's wait does
+        if interim_stop(champion[:n].ravel(), challenger[:n].ravel(), horizon=24, pairs=n, full=full):
+            return n
+    return None
+
+
+def test_watching_a_canary_at_every_new_pair_rarely_stops_an_equal_model_and_catches_a_bad_one():
+    stops = [_first_interim_stop(*_canaries(seed, 0.0), full=48) for seed in range(150)]
+    false_stops = sum(s is not None for s in stops)
+    assert false_stops <= 6  # <= 4% of 150 equal canaries (about 2% expected)
+    caught = [_first_interim_stop(*_canaries(1000 + seed, 0.5), full=48) for seed in range(60)]
+    assert sum(c is not None for c in caught) >= 45  # >= 75% of canaries 50% worse, before the full 48
+    assert all(c >= 12 for c in caught if c is not None)  # never before a quarter of the sample

@@ -212,24 +212,12 @@ def live_gate(
     import numpy as np
     import pandas as pd
 
-    from seqops.core.store import CuratedStore
     from seqops.promotion.statistics import gate
     from seqops.registry.tracking import tracked_run
-    from seqops.training.metrics import seasonal_scale
 
-    pairs = live_pairs(settings, dataset, challenger, champion, since=since)
-    if pairs.empty:
-        raise RuntimeError(f"no paired live forecasts of v{challenger} and v{champion} with actuals yet")
-    spec = settings.window(dataset)
-    history = CuratedStore(settings).read(dataset, series_ids=sorted(set(pairs["series_id"])))
-    scales = {
-        sid: float(seasonal_scale([g["value"].to_numpy()], spec.season)[0])
-        for sid, g in history.groupby("series_id")
-    }
-    scale = pairs["series_id"].map(scales).to_numpy()[:, None]
-    actual = np.array(pairs["actual"].tolist(), dtype=np.float64)
-    loss_champion = (np.abs(actual - np.array(pairs["forecast_champion"].tolist())) / scale).ravel()
-    loss_challenger = (np.abs(actual - np.array(pairs["forecast_challenger"].tolist())) / scale).ravel()
+    pairs, loss_champion, loss_challenger, actual = _live_losses(
+        settings, dataset, challenger, champion, since
+    )
     verdict = gate(
         loss_champion, loss_challenger, horizon=actual.shape[1], alpha=alpha, min_effect=min_effect
     )
@@ -276,6 +264,48 @@ def live_gate(
             )
             run.log_artifacts(tmp, f"gate_{stage}")
     return {"stage": stage, "pairs": int(len(pairs)), "run_id": run.run_id, **verdict.to_dict()}
+
+
+def _live_losses(settings: Settings, dataset: str, challenger: str, champion: str, since: str | None):
+    """(pairs, champion losses, challenger losses, actuals) of the paired live forecasts: absolute
+    errors scaled by each series' seasonal in-sample MAE (MASE terms)."""
+    import numpy as np
+
+    from seqops.core.store import CuratedStore
+    from seqops.training.metrics import seasonal_scale
+
+    pairs = live_pairs(settings, dataset, challenger, champion, since=since)
+    if pairs.empty:
+        raise RuntimeError(f"no paired live forecasts of v{challenger} and v{champion} with actuals yet")
+    spec = settings.window(dataset)
+    history = CuratedStore(settings).read(dataset, series_ids=sorted(set(pairs["series_id"])))
+    scales = {
+        sid: float(seasonal_scale([g["value"].to_numpy()], spec.season)[0])
+        for sid, g in history.groupby("series_id")
+    }
+    scale = pairs["series_id"].map(scales).to_numpy()[:, None]
+    actual = np.array(pairs["actual"].tolist(), dtype=np.float64)
+    loss_champion = (np.abs(actual - np.array(pairs["forecast_champion"].tolist())) / scale).ravel()
+    loss_challenger = (np.abs(actual - np.array(pairs["forecast_challenger"].tolist())) / scale).ravel()
+    return pairs, loss_champion, loss_challenger, actual
+
+
+def canary_regressed(settings: Settings, dataset: str, challenger: str, champion: str, since: str) -> bool:
+    """An interim look at the canary (``seqops.promotion.statistics.interim_stop``): is the challenger
+    already significantly worse? Then the gate judges now, and rolls back, without the full sample."""
+    from seqops.promotion.statistics import interim_stop
+
+    n = paired_count(settings, dataset, challenger, champion, since)
+    if n < 2:
+        return False
+    _, loss_champion, loss_challenger, actual = _live_losses(settings, dataset, challenger, champion, since)
+    return interim_stop(
+        loss_champion,
+        loss_challenger,
+        horizon=actual.shape[1],
+        pairs=n,
+        full=settings.promotion_min_pairs,
+    )
 
 
 # ---- the promote_forecaster flow's steps (one per DAG task) ----------------------------------------
