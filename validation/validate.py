@@ -213,8 +213,8 @@ def validate_batch(
     )
 
 
-#: Rows per GX run of the row-by-row expectations: validation memory grows with a chunk, not with the
-#: batch (in one run a 2,000,000-row batch peaked at 2.3 GB, mostly GX's per-expectation copies).
+#: Rows per GX run of the row-by-row expectations: GX's working memory grows with a chunk, not with
+#: the batch (benchmarks/bench_ingest.py measures the whole ingest).
 CHUNK_ROWS = 250_000
 #: Expectations that judge the table as a whole: run once, on only the columns they read.
 _WHOLE_TABLE = {"expect_compound_columns_to_be_unique", "expect_table_row_count_to_be_between"}

@@ -277,7 +277,7 @@ def _parse_csv(stream: _TextStream) -> tuple[pd.DataFrame, np.ndarray]:
     # Column by column, each cell text stored once per distinct value while a column repeats
     # (ids, timestamps): a list per row and a str per cell took ~250 bytes a row.
     columns: list[list[str]] = []
-    seen: list[dict[str, str] | None] = []
+    distinct: list[dict[str, str] | None] = []
     lines = array.array("q")
     ragged: list[tuple[int, int]] = []
     previous_end = last_start = 0
@@ -290,17 +290,17 @@ def _parse_csv(stream: _TextStream) -> tuple[pd.DataFrame, np.ndarray]:
             if header is None:
                 header = [name.strip() for name in record]
                 columns = [[] for _ in header]
-                seen = [{} for _ in header]
+                distinct = [{} for _ in header]
                 continue
             if len(record) != len(header):
                 ragged.append((start, len(record)))
                 continue
             for k, cell in enumerate(record):
-                cache = seen[k]
+                cache = distinct[k]
                 if cache is not None:
                     cell = cache.setdefault(cell, cell)
                     if len(cache) > _DISTINCT_CACHED:  # mostly distinct: stop looking them up
-                        seen[k] = None
+                        distinct[k] = None
                 columns[k].append(cell)
             lines.append(start)
     except csv.Error as exc:
