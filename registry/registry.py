@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from seqops.core.settings import Settings
 
@@ -74,11 +73,10 @@ class Registry:
 
     @contextmanager
     def _alias_lock(self):
-        from filelock import FileLock
+        """Alias moves one at a time, across machines in production (``seqops.core.locks``)."""
+        from seqops.core.locks import named_lock
 
-        lock_dir = self.settings.run_dir
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(Path(lock_dir) / "registry-aliases.lock"), timeout=120):
+        with named_lock(self.settings, "registry-aliases"):
             yield
 
     def register(self, dataset: str, run_id: str, source: str, tags: dict[str, str]) -> RegisteredVersion:

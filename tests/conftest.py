@@ -80,3 +80,29 @@ def pjm_source() -> Path:
     from seqops.core.resources import demo_dir
 
     return demo_dir()
+
+
+SERVICES_SCRIPT = Path(__file__).resolve().parents[1] / ".ci" / "services.sh"
+
+
+@pytest.fixture(scope="session")
+def servers():
+    """(PostgreSQL URL, Redis host:port): from the environment, else started by .ci/services.sh."""
+    pg, redis = os.environ.get("SEQOPS_SERVICES_PG_URL"), os.environ.get("SEQOPS_SERVICES_REDIS")
+    if pg and redis:
+        yield pg, redis
+        return
+    was_running = subprocess.run([str(SERVICES_SCRIPT), "status"], capture_output=True).returncode == 0
+    out = subprocess.run([str(SERVICES_SCRIPT), "start"], capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        pytest.fail(f".ci/services.sh start failed (the production tests need the servers):\n{out.stderr}")
+    env = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in out.stdout.splitlines()
+        if line.startswith("export ")
+    )
+    try:
+        yield env["SEQOPS_SERVICES_PG_URL"], env["SEQOPS_SERVICES_REDIS"]
+    finally:
+        if not was_running:
+            subprocess.run([str(SERVICES_SCRIPT), "stop"], capture_output=True, timeout=120)

@@ -10,8 +10,6 @@ fail: they never skip. Each run gets its own PostgreSQL database and a flushed R
 
 from __future__ import annotations
 
-import os
-import subprocess
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,32 +23,7 @@ from seqops.core.settings import get_settings
 
 pytestmark = pytest.mark.services
 
-REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / ".ci" / "services.sh"
 REDIS_DB = 7
-
-
-@pytest.fixture(scope="module")
-def servers():
-    """(PostgreSQL URL, Redis host:port): from the environment, else started by .ci/services.sh."""
-    pg, redis = os.environ.get("SEQOPS_SERVICES_PG_URL"), os.environ.get("SEQOPS_SERVICES_REDIS")
-    if pg and redis:
-        yield pg, redis
-        return
-    was_running = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
-    out = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=300)
-    if out.returncode != 0:
-        pytest.fail(f".ci/services.sh start failed (the production tests need the servers):\n{out.stderr}")
-    env = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in out.stdout.splitlines()
-        if line.startswith("export ")
-    )
-    try:
-        yield env["SEQOPS_SERVICES_PG_URL"], env["SEQOPS_SERVICES_REDIS"]
-    finally:
-        if not was_running:
-            subprocess.run([str(SCRIPT), "stop"], capture_output=True, timeout=120)
 
 
 @pytest.fixture(scope="module")
