@@ -164,13 +164,15 @@ class Router:
         request_id: str,
         source: str = "online",
         shadow_later: list | None = None,
+        windows: OnlineWindows | None = None,
     ) -> tuple[list[SeriesForecast], list[LoggedForecast]]:
         """Forecast ``series_ids`` from their online windows at ``as_of``.
 
         Returns:
             The served forecasts and the log rows of the served arm. The shadow arm's rows are
             appended to ``shadow_later`` as a callable (run it off the served path), or computed
-            now when ``shadow_later`` is None.
+            now when ``shadow_later`` is None. ``windows``: the series' online windows when the
+            caller has read them already (read at ``as_of``).
 
         Raises:
             ForecastError: a series has no usable window (unknown, missing, stale, torn), or no
@@ -184,7 +186,10 @@ class Router:
         ids = [str(s) for s in series_ids]
         if not ids:
             raise ForecastError("no series requested", {})
-        windows = read_online(self.dataset, ids, as_of=as_of, settings=self.settings)
+        if windows is not None:  # already read by the caller (the batch forecast), at ``as_of``
+            windows = windows.select(ids)
+        else:
+            windows = read_online(self.dataset, ids, as_of=as_of, settings=self.settings)
         problems = {
             sid: status for sid, status in zip(ids, windows.status, strict=True) if status != "present"
         }

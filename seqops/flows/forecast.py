@@ -37,7 +37,9 @@ def batch_forecast(settings: Settings, dataset: str, *, as_of: datetime | None =
         raise ForecastError(f"no series of {dataset!r} has a usable online window", skipped)
     newest = max(windows.window_end[[ids.index(s) for s in usable]])
     request_id = f"batch:{dataset}:{str(newest)[:19]}"
-    served, logged = router.forecast(usable, as_of=as_of, request_id=request_id, source="batch")
+    served, logged = router.forecast(
+        usable, as_of=as_of, request_id=request_id, source="batch", windows=windows
+    )
     written = PredictionLog(settings).record(logged)
     return {
         "dataset": dataset,
