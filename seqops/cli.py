@@ -502,21 +502,15 @@ def _answer(dataset: str, choice: str, user: str | None, password: str | None) -
             _say(f"error: no promotion of {dataset!r} is waiting for approval (see `seqops promote status`)")
             raise typer.Exit(1)
         run_id = waiting["task_instance"]["dag_run_id"]
-        if waiting["task_instance"]["state"] != "awaiting_input":
-            # still leaving its worker: an answer now would race it (Airflow retries and stalls)
-            from seqops.platform.waits import poll
-
-            poll(
-                lambda: (
-                    (_waiting_approval(client, dataset) or {}).get("task_instance", {}).get("state")
-                    == "awaiting_input"
-                    or None
-                ),
-                timeout=120,
-                every=2,
-                timed_out=lambda: "the approval task did not settle into awaiting_input within 120 s",
-            )
-        answer = client.respond("promote_forecaster", run_id, "approval", [choice])
+        for _ in range(3):
+            waiting = client.settled_input("promote_forecaster", run_id, "approval")
+            answer = client.respond("promote_forecaster", run_id, "approval", [choice])
+            if not client.answer_lost(
+                "promote_forecaster", run_id, "approval", waiting["task_instance"]["try_number"]
+            ):
+                break
+        else:
+            raise TimeoutError("Airflow lost the answer three times (the approval task kept restarting)")
     except TimeoutError as exc:
         _say(f"error: {exc}; see the run in the Airflow UI")
         raise typer.Exit(1) from exc

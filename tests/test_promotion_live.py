@@ -91,6 +91,9 @@ def test_promotion_gates_browser_approval_scheduler_kill_and_canary_rollback(
         canary = {(r["series_id"], r["model_version"]) for r in log if r["mode"] == "canary" and r["served"]}
         assert canary == {("AEP", v2), ("DUQ", v2), ("DAYTON", v1)}, canary  # a stable split by series
 
+        admin.settled_input(
+            "promote_forecaster", first.run_id, "approval"
+        )  # as a person: not in its first second
         browser = chromium(tmp_path / "profile")
         try:
             browser.get(f"{platform.airflow_url(settings)}/required_actions?response_received=false")

@@ -111,6 +111,49 @@ class AirflowClient:
         )
         return self.request("PATCH", path, json={"chosen_options": options})
 
+    #: How long a human-in-the-loop task must have been waiting before it is answered: Airflow 3.3
+    #: loses an answer given while the paused task's worker is still exiting (it retries the task,
+    #: which then asks again).
+    SETTLE_S = 3.0
+
+    def settled_input(self, dag_id: str, run_id: str, task_id: str, *, timeout: float = 180) -> dict:
+        """The task's open request once it has been awaiting input for :attr:`SETTLE_S` seconds."""
+        import time
+
+        from seqops.platform.waits import poll
+
+        since: dict[int, float] = {}
+
+        def settled() -> dict | None:
+            found = self.hitl_details(dag_id, run_id, task_id=task_id, response_received=False)
+            ti = found[0]["task_instance"] if found else {}
+            if ti.get("state") != "awaiting_input":
+                return None
+            first = since.setdefault(ti["try_number"], time.monotonic())
+            return found[0] if time.monotonic() - first >= self.SETTLE_S else None
+
+        return poll(
+            settled,
+            timeout=timeout,
+            every=1,
+            timed_out=lambda: f"{task_id} did not settle into awaiting input",
+        )
+
+    def answer_lost(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> bool:
+        """After an answer to ``try_number``: did Airflow drop it (the task restarts and asks again)?"""
+        from seqops.platform.waits import poll
+
+        def outcome() -> bool | None:
+            ti = {t["task_id"]: t for t in self.task_instances(dag_id, run_id)}[task_id]
+            if ti["try_number"] > try_number or ti["state"] == "up_for_retry":
+                return True
+            return False if ti["state"] in ("success", "skipped", "failed", "upstream_failed") else None
+
+        try:
+            return poll(outcome, timeout=60, every=2, timed_out=lambda: "")
+        except TimeoutError:
+            return False  # still resuming: the answer is recorded on this try
+
     def wait_for_run(
         self,
         dag_id: str,
