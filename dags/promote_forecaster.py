@@ -118,7 +118,7 @@ def promote_forecaster():
             n = paired_count(s, cand["dataset"], cand["version"], cand["champion"], since)
             print(f"{n} of {s.promotion_min_pairs} paired {stage} forecasts have their actuals")
             if stage == "canary" and n < s.promotion_min_pairs:
-                if canary_regressed(s, cand["dataset"], cand["version"], cand["champion"], since):
+                if canary_regressed(s, cand["dataset"], cand["version"], cand["champion"], since, pairs=n):
                     print(f"the canary is already significantly worse after {n} forecasts: judging now")
                     return PokeReturnValue(is_done=True)
             return PokeReturnValue(is_done=n >= s.promotion_min_pairs)

@@ -174,12 +174,17 @@ def gate(
 INTERIM_ALPHA = 0.001
 
 
+def interim_look_due(pairs: int, full: int) -> bool:
+    """Interim looks start once ``pairs`` reaches a quarter of the ``full`` sample (at least 2)."""
+    return pairs >= max(2, full // 4)
+
+
 def interim_stop(
     loss_champion: np.ndarray, loss_challenger: np.ndarray, *, horizon: int, pairs: int, full: int
 ) -> bool:
     """Stop early? Only when the challenger is already significantly worse at :data:`INTERIM_ALPHA`,
-    and only once ``pairs`` reaches a quarter of the ``full`` sample (at least 2)."""
-    if pairs < max(2, full // 4):
+    and only once an interim look is due (:func:`interim_look_due`)."""
+    if not interim_look_due(pairs, full):
         return False
     worse = diebold_mariano(loss_champion, loss_challenger, horizon=horizon, alternative="worse")
     return worse.p_value < INTERIM_ALPHA

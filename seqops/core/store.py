@@ -463,9 +463,7 @@ def _arrow_source(frame: pd.DataFrame, ref: BatchRef):
     import pyarrow.compute as pc
 
     n = len(frame)
-    utc = pa.timestamp("us", tz="UTC")
-    stamps = frame["timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    timestamp = pa.array(stamps.dt.tz_localize(None).to_numpy(), type=pa.timestamp("us")).cast(utc)
+    timestamp = pa.array(frame["timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]"))
     columns = {
         "series_id": pa.array(frame["series_id"].to_numpy(dtype=object), type=pa.string()),
         "timestamp": timestamp,
@@ -476,7 +474,7 @@ def _arrow_source(frame: pd.DataFrame, ref: BatchRef):
             columns[name] = pa.array(frame[name].to_numpy())
     landed = np.full(n, _timestamp_us(ref.landed_at).tz_localize(None).to_datetime64(), "datetime64[us]")
     columns["batch_id"] = pa.array(np.full(n, ref.batch_id, dtype=object), type=pa.string())
-    columns["landed_at"] = pa.array(landed, type=pa.timestamp("us")).cast(utc)
+    columns["landed_at"] = pa.array(landed, type=pa.timestamp("us")).cast(timestamp.type)
     columns[PARTITION] = pc.strftime(timestamp, format="%Y-%m", locale="C")
     return pa.table(columns)
 

@@ -290,22 +290,19 @@ def _live_losses(settings: Settings, dataset: str, challenger: str, champion: st
     return pairs, loss_champion, loss_challenger, actual
 
 
-def canary_regressed(settings: Settings, dataset: str, challenger: str, champion: str, since: str) -> bool:
-    """An interim look at the canary (``seqops.promotion.statistics.interim_stop``): is the challenger
-    already significantly worse? Then the gate judges now, and rolls back, without the full sample."""
-    from seqops.promotion.statistics import interim_stop
+def canary_regressed(
+    settings: Settings, dataset: str, challenger: str, champion: str, since: str, *, pairs: int
+) -> bool:
+    """An interim look at the canary (``seqops.promotion.statistics.interim_stop``) with ``pairs``
+    paired forecasts counted: is the challenger already significantly worse? Then the gate judges
+    now, and rolls back, without the full sample. Reads the losses only when a look is due."""
+    from seqops.promotion.statistics import interim_look_due, interim_stop
 
-    n = paired_count(settings, dataset, challenger, champion, since)
-    if n < 2:
+    full = settings.promotion_min_pairs
+    if not interim_look_due(pairs, full):
         return False
     _, loss_champion, loss_challenger, actual = _live_losses(settings, dataset, challenger, champion, since)
-    return interim_stop(
-        loss_champion,
-        loss_challenger,
-        horizon=actual.shape[1],
-        pairs=n,
-        full=settings.promotion_min_pairs,
-    )
+    return interim_stop(loss_champion, loss_challenger, horizon=actual.shape[1], pairs=pairs, full=full)
 
 
 # ---- the promote_forecaster flow's steps (one per DAG task) ----------------------------------------
