@@ -819,5 +819,16 @@ def bench_etth1_cmd(
         )
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    sys.exit(app())
+def main() -> None:
+    """The ``seqops`` command: a setting that does not validate is named, not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = "_".join(str(part) for part in error["loc"]).upper()
+            where = f"SEQOPS_{loc}={error.get('input')!r}" if loc else "settings"
+            _say(f"error: {where}: {error['msg']}")
+        _say("fix the setting (environment or .env) and run the command again")
+        sys.exit(2)

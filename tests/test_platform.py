@@ -27,6 +27,37 @@ def test_production_profile_refuses_to_start_incomplete(monkeypatch):
         Settings()
 
 
+def test_a_bad_setting_is_named_by_the_command_not_a_traceback(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {
+        **os.environ,
+        "SEQOPS_HOME": str(tmp_path),
+        "SEQOPS_OBJECT_STORE_ROOT": "gs://bucket/x",
+        "SEQOPS_PROMOTION_MIN_PAIRS": "0",
+    }
+    seqops = str(Path(sys.executable).with_name("seqops"))
+    out = subprocess.run([seqops, "forecast", "route"], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    assert "error: SEQOPS_OBJECT_STORE_ROOT='gs://bucket/x': Value error, must be an s3://bucket/prefix" in (
+        out.stderr
+    )
+    assert "error: SEQOPS_PROMOTION_MIN_PAIRS='0': Input should be greater than 0" in out.stderr
+    incomplete = subprocess.run(
+        [seqops, "forecast", "route"],
+        env={**os.environ, "SEQOPS_HOME": str(tmp_path), "SEQOPS_PROFILE": "production"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert incomplete.returncode == 2 and "error: settings: Value error, production profile needs" in (
+        incomplete.stderr
+    )
+
+
 def test_settings_paths_all_live_under_home(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQOPS_HOME", str(tmp_path))
     settings = Settings()

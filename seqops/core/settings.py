@@ -6,6 +6,7 @@ mix. Nothing is read or created at import time: call :func:`get_settings`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -121,11 +122,17 @@ class Settings(BaseSettings):
     feast_online_redis: str | None = Field(None, description="host:port[,db=N] of the Redis online store.")
     object_store_root: str | None = Field(
         None,
-        pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$",
         description="s3://bucket/prefix: the curated Delta tables live at <prefix>/curated/<dataset>; "
         "credentials and endpoint come from the standard AWS_* variables (AWS_ENDPOINT_URL for an "
         "S3-compatible server). Unset: the tables are under home.",
     )
+
+    @field_validator("object_store_root")
+    @classmethod
+    def _s3_uri(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?", value):
+            raise ValueError("must be an s3://bucket/prefix URI (S3 or an S3-compatible server)")
+        return value
 
     @field_validator("features_datasets", "approvers", "airflow_users", mode="before")
     @classmethod
