@@ -737,6 +737,23 @@ def _bench_data(name: str) -> Path:
     return root / name
 
 
+def _peer_names(peers: str) -> tuple[str, ...]:
+    from seqops.training.peers import PEERS
+
+    if peers in ("", "none"):
+        return ()
+    names = tuple(PEERS) if peers == "all" else tuple(p.strip() for p in peers.split(","))
+    unknown = sorted(set(names) - set(PEERS))
+    if unknown:
+        _say(f"error: unknown peer(s) {', '.join(unknown)}; known: {', '.join(PEERS)}, or all / none")
+        raise typer.Exit(2)
+    return names
+
+
+_THREADS = typer.Option(help="torch threads per member (1 is fastest on a busy 2-core machine).")
+_JOBS = typer.Option(help="Seeds trained at once, each in its own process.")
+
+
 @bench_app.command("m4-hourly")
 def bench_m4(
     data_dir: Annotated[
@@ -746,34 +763,96 @@ def bench_m4(
             "(default $SEQOPS_BENCH_DATA_DIR/m4_hourly)."
         ),
     ] = None,
-    time_budget_s: Annotated[float, typer.Option(help="CPU training budget, seconds.")] = 900,
-    members: Annotated[int, typer.Option(help="Seeds in the median ensemble.")] = 1,
+    split: Annotated[
+        str,
+        typer.Option(
+            help="test (the official 48 points) or validation (each series' last 48 training points)."
+        ),
+    ] = "test",
+    seeds: Annotated[
+        int, typer.Option(help="Seeds: reported one by one, as mean and spread, and as an ensemble.")
+    ] = 3,
+    jobs: Annotated[int, _JOBS] = 1,
+    peers: Annotated[
+        str,
+        typer.Option(
+            help="Peers fitted in the same run: comma list of autoets, autotheta, mstl, lgbm; all; none."
+        ),
+    ] = "none",
+    max_epochs: Annotated[int | None, typer.Option(help="Override the profile's epoch cap.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Report file (default $SEQOPS_HOME/benchmarks/m4_hourly.json).")
     ] = None,
-    threads: Annotated[int, typer.Option(help="torch threads (1 is fastest on a busy 2-core machine).")] = 1,
+    threads: Annotated[int, _THREADS] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
 ) -> None:
     """The official M4 Hourly protocol: train on train, forecast 48; sMAPE, MASE, OWA as M4 defines them."""
     from seqops.training.bench import bench_m4_hourly
+    from seqops.training.config import make_config
 
+    if split not in ("test", "validation"):
+        _say(f"error: --split must be test or validation, not {split!r}")
+        raise typer.Exit(2)
+    config = make_config("m4_hourly", **({"max_epochs": max_epochs} if max_epochs else {}))
     report = bench_m4_hourly(
         data_dir or _bench_data("m4_hourly"),
-        time_budget_s=time_budget_s,
-        members=members,
+        split=split,  # type: ignore[arg-type]
+        seeds=seeds,
+        jobs=jobs,
+        peers=_peer_names(peers),
+        config=config,
         threads=threads,
-        json_out=out or get_settings().home / "benchmarks" / "m4_hourly.json",
+        json_out=out or get_settings().home / "benchmarks" / f"m4_hourly_{split}.json",
         progress=_say,
     )
-    scores = report["scores"]
-    typer.echo(f"{'method':28s} {'sMAPE':>8s} {'MASE':>7s} {'OWA':>7s}")
-    for name in ("lstm", "seasonal_naive", "naive2"):
-        row = scores[name]
-        typer.echo(f"{'seqops ' + name:28s} {row['smape']:8.3f} {row['mase']:7.3f} {row['owa']:7.3f}")
-    for name, row in report["reference"].items():
-        typer.echo(f"{name[:28]:28s} {row['smape']:8.3f} {row['mase']:7.3f} {row['owa']:7.3f}")
+    scores, ratios = report["scores"], report["ratios_of_lstm_mean"]
+    typer.echo(f"{'method':44s} {'sMAPE':>8s} {'MASE':>7s} {'OWA':>7s}   LSTM mean / method (sMAPE, MASE)")
+    rows = {
+        f"seqops LSTM, mean of {seeds} seeds": scores["lstm_mean"],
+        "seqops LSTM, median ensemble": scores["lstm_ensemble"],
+    }
+    rows.update(
+        {
+            name: scores[name]
+            for name in scores
+            if name not in ("lstm_mean", "lstm_std", "lstm_seeds", "lstm_ensemble")
+        }
+    )
+    rows.update(report["reference"] if split == "test" else {})
+    for name, row in rows.items():
+        ratio = ratios.get(name)
+        tail = f"   {ratio['smape']:.3f}, {ratio['mase']:.3f}" if ratio else ""
+        typer.echo(f"{name[:44]:44s} {row['smape']:8.3f} {row['mase']:7.3f} {row['owa']:7.3f}{tail}")
     if as_json:
-        typer.echo(json.dumps({k: report[k] for k in ("scores", "reference")}, default=str))
+        typer.echo(
+            json.dumps({k: report[k] for k in ("scores", "reference", "ratios_of_lstm_mean")}, default=str)
+        )
+
+
+@bench_app.command("m4-select")
+def bench_m4_select(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Folder with Hourly-train.csv (default $SEQOPS_BENCH_DATA_DIR/m4_hourly)."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Variants trained at once, each in its own process.")] = 1,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Report file (default $SEQOPS_HOME/benchmarks/m4_hourly_selection.json)."),
+    ] = None,
+    threads: Annotated[int, _THREADS] = 1,
+) -> None:
+    """Choose the M4 settings on validation only: the profile and one change at a time, lowest OWA wins."""
+    from seqops.training.bench import select_m4_hourly
+
+    report = select_m4_hourly(
+        data_dir or _bench_data("m4_hourly"),
+        jobs=jobs,
+        threads=threads,
+        json_out=out or get_settings().home / "benchmarks" / "m4_hourly_selection.json",
+        progress=_say,
+    )
+    typer.echo(f"pick: {report['pick']}")
 
 
 @bench_app.command("etth1")
@@ -781,12 +860,13 @@ def bench_etth1_cmd(
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with ETTh1.csv (default $SEQOPS_BENCH_DATA_DIR/ETTh1).")
     ] = None,
-    horizons: Annotated[str, typer.Option(help="Comma-separated horizons.")] = "24,48,168",
-    time_budget_s: Annotated[float, typer.Option(help="Budget for all horizons together.")] = 900,
+    horizons: Annotated[str, typer.Option(help="Comma-separated horizons.")] = "24,48,96,168,192,336,720",
+    seeds: Annotated[int, typer.Option(help="Seeds per horizon.")] = 3,
+    jobs: Annotated[int, _JOBS] = 1,
     out: Annotated[
         Path | None, typer.Option(help="Report file (default $SEQOPS_HOME/benchmarks/etth1.json).")
     ] = None,
-    threads: Annotated[int, typer.Option(help="torch threads (1 is fastest on a busy 2-core machine).")] = 1,
+    threads: Annotated[int, _THREADS] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="End with a one-line JSON result.")] = False,
 ) -> None:
     """ETTh1 univariate OT, the Informer protocol: MSE / MAE on the z-scored scale, per horizon."""
@@ -796,26 +876,25 @@ def bench_etth1_cmd(
     report = bench_etth1(
         data_dir or _bench_data("ETTh1"),
         chosen,
-        time_budget_s=time_budget_s,
+        seeds=seeds,
+        jobs=jobs,
         threads=threads,
         json_out=out or get_settings().home / "benchmarks" / "etth1.json",
         progress=_say,
     )
-    typer.echo(f"{'H':>4s} {'seqops MSE':>11s} {'MAE':>7s} {'LSTMa MSE':>10s} {'Informer MSE':>13s}")
+    typer.echo(
+        f"{'H':>4s} {'seqops MSE':>11s} {'± sd':>7s} {'MAE':>7s} {'naive MSE':>10s} {'best paper MSE':>15s}"
+    )
     for h, row in report["horizons"].items():
+        best = min((p["mse"] for p in row["papers"].values()), default=float("nan"))
         typer.echo(
-            f"{h:>4s} {row['lstm']['mse']:11.3f} {row['lstm']['mae']:7.3f} "
-            f"{row['lstma_paper']['mse']:10.3f} {row['informer_paper']['mse']:13.3f}"
+            f"{h:>4s} {row['lstm_mean']['mse']:11.4f} {row['lstm_std']['mse']:7.4f} "
+            f"{row['lstm_mean']['mae']:7.4f} {row['naive']['mse']:10.4f} {best:15.3f}"
         )
     if as_json:
+        keys = ("lstm_mean", "lstm_std", "lstm_ensemble", "naive", "seasonal_naive", "papers")
         typer.echo(
-            json.dumps(
-                {
-                    h: {k: r[k] for k in ("lstm", "seasonal_naive", "lstma_paper")}
-                    for h, r in report["horizons"].items()
-                },
-                default=str,
-            )
+            json.dumps({h: {k: r[k] for k in keys} for h, r in report["horizons"].items()}, default=str)
         )
 
 

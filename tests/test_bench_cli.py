@@ -1,4 +1,4 @@
-"""`seqops bench m4-hourly`: the official protocol end to end (a short budget; the real run is 900 s)."""
+"""`seqops bench m4-hourly`: the official protocol end to end (one epoch; the published run trains on)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,20 @@ from seqops.cli import app
 def test_bench_m4_hourly_reports_the_reproduced_seasonal_naive(tmp_path):
     out = tmp_path / "m4.json"
     result = CliRunner().invoke(
-        app, ["bench", "m4-hourly", "--time-budget-s", "45", "--out", str(out), "--json"]
+        app, ["bench", "m4-hourly", "--seeds", "1", "--max-epochs", "1", "--out", str(out), "--json"]
     )
     assert result.exit_code == 0, result.output[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     naive = report["scores"]["seasonal_naive"]
     assert (round(naive["smape"], 3), round(naive["mase"], 3)) == (13.912, 1.193)
-    assert report["scores"]["lstm"]["n_series"] == 414
-    assert "seqops lstm" in result.stdout and "Smyl ES-RNN" in result.stdout
+    assert report["scores"]["lstm_seeds"][0]["n_series"] == 414
+    assert "seqops LSTM, mean of 1 seeds" in result.stdout and "Smyl ES-RNN" in result.stdout
     assert json.loads(out.read_text())["scores"]["seasonal_naive"] == naive
+
+
+def test_an_unknown_peer_is_named(tmp_path):
+    result = CliRunner().invoke(
+        app, ["bench", "m4-hourly", "--peers", "prophet", "--out", str(tmp_path / "x")]
+    )
+    assert result.exit_code == 2
+    assert "unknown peer(s) prophet" in result.output and "autoets" in result.output
