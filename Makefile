@@ -69,9 +69,13 @@ test: lint sysdeps ## Lint, then run the whole test suite (throw-away PostgreSQL
 test-fast: $(DEV) ## Run the suite without tests marked slow
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
-bench: $(RUNTIME) ## Run the public benchmarks (M4 Hourly, ETTh1) and the feature-store benchmark
-	$(BIN)/seqops bench m4-hourly --out benchmarks/results/m4_hourly.json
-	$(BIN)/seqops bench etth1 --out benchmarks/results/etth1.json
+bench: $(BENCH) ## The accuracy benchmarks behind benchmarks/README.md (M4 Hourly, ETTh1, the PJM backtest, with their peers)
+	$(BIN)/seqops bench m4-select --jobs 2 --out benchmarks/results/m4_hourly_selection.json
+	$(BIN)/seqops bench m4-hourly --split test --seeds 3 --jobs 2 --peers all --out benchmarks/results/m4_hourly.json
+	$(BIN)/seqops bench etth1 --seeds 3 --jobs 2 --out benchmarks/results/etth1.json
+	$(BIN)/python benchmarks/bench_backtest_peers.py --out benchmarks/results/pjm_backtest.json
+
+bench-features: $(RUNTIME) ## The feature-store benchmark
 	$(BIN)/python benchmarks/bench_features.py
 
 bench-neuralforecast: $(BENCH) ## Our LSTM vs NeuralForecast's LSTM, side by side (the bench lock)
@@ -86,4 +90,4 @@ clean: down ## Stop the platform and delete its state (SEQOPS_HOME, default ~/.s
 	@home=$$($(BIN)/python -c 'from seqops.core.settings import Settings; print(Settings().home)') && \
 	  echo "removing $$home" && rm -rf "$$home"
 
-.PHONY: help sysdeps venv up down status lint test test-fast bench bench-neuralforecast lock clean
+.PHONY: help sysdeps venv up down status lint test test-fast bench bench-features bench-neuralforecast lock clean

@@ -86,7 +86,8 @@ def test_pyfunc_round_trip_serves_and_trains_again(tracking: str, quantiles: tup
 
     # training path: the same weights, in train mode, and a further step changes them
     model, config = load_for_training(info.model_uri)
-    assert config == cfg and model.training
+    assert config == result.config and model.training
+    assert config.skip_period == 24 == model.season  # the period fit chose travels with the model
     for name, tensor in result.model.state_dict().items():
         assert torch.equal(tensor, model.state_dict()[name]), name
     assert load_bundle(info.model_uri).series_ids == ws.series_ids

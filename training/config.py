@@ -58,8 +58,14 @@ class TrainConfig(BaseModel):
     season: int = Field(24, gt=0, description="m: seasonal period in steps (24 for hourly data).")
     naive_skip: bool = Field(
         True,
-        description="The decoder outputs a correction added to the seasonal naive forecast "
-        "(the last season of the window repeated); exact on perfectly periodic series.",
+        description="The decoder outputs a correction added to a naive forecast (`skip_period`: the "
+        "window's last season repeated, or its last value); exact on perfectly periodic series.",
+    )
+    skip_period: int | Literal["auto"] = Field(
+        "auto",
+        description="Period of the naive skip's base: `season` (seasonal naive), 1 (last value), or "
+        "'auto': whichever of the two forecasts the validation windows better (mean absolute error in "
+        "window scale); `fit` decides and the trained model's config holds the number.",
     )
     loss_weighting: Literal["none", "seasonal"] = Field(
         "none",
@@ -101,11 +107,19 @@ class TrainConfig(BaseModel):
             raise ValueError(f"input_size {self.input_size} is not a multiple of patch_len {self.patch_len}")
         if (self.naive_skip or self.loss_weighting == "seasonal") and self.season >= self.input_size:
             raise ValueError("season must be shorter than input_size")
+        if self.skip_period != "auto" and not 1 <= self.skip_period < self.input_size:
+            raise ValueError("skip_period must be 'auto' or between 1 and input_size - 1")
         if any(not 0.0 < q < 1.0 for q in self.quantiles):
             raise ValueError("quantiles must lie strictly between 0 and 1")
         if list(self.quantiles) != sorted(set(self.quantiles)):
             raise ValueError("quantiles must be increasing and unique")
         return self
+
+    @property
+    def skip_steps(self) -> int:
+        """The naive skip's period; ``season`` while ``skip_period`` is still 'auto' (models trained
+        before the choice existed were all seasonal)."""
+        return self.season if self.skip_period == "auto" else self.skip_period
 
     @property
     def n_outputs(self) -> int:

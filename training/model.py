@@ -20,8 +20,9 @@ class LSTMForecaster(nn.Module):
     The last hidden state of the top layer, joined with the optional series embedding, is mapped
     to one context vector per horizon step; each context, joined with that step's calendar
     features, goes through a small shared MLP to Q outputs (1 point forecast or Q quantiles). With
-    ``naive_skip`` that output is a correction added to the seasonal naive forecast (the window's
-    last season repeated; per-window scaling commutes with it).
+    ``naive_skip`` that output is a correction added to a naive forecast: the window's last season
+    repeated (seasonal naive) or, with period 1, its last value (per-window scaling commutes with
+    both).
 
     Hyperparameters:
         input_size: L, input window length.
@@ -35,8 +36,8 @@ class LSTMForecaster(nn.Module):
         n_calendar: C, calendar features per target step; 0 = none.
         decoder_size: width of the decoder MLP and of each per-step context.
         n_outputs: Q, values per horizon step.
-        naive_skip: add the decoder's output to the seasonal naive forecast (a residual on it).
-        season: m, the seasonal period of the naive skip.
+        naive_skip: add the decoder's output to the naive forecast (a residual on it).
+        season: the naive skip's period: m for seasonal naive, 1 for the last value.
     """
 
     def __init__(
@@ -105,7 +106,7 @@ class LSTMForecaster(nn.Module):
             decoder_size=config.decoder_size,
             n_outputs=config.n_outputs,
             naive_skip=config.naive_skip,
-            season=config.season,
+            season=config.skip_steps,
         )
 
     def forward(

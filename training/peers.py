@@ -2,7 +2,7 @@
 
 statsforecast (AutoETS, AutoTheta, MSTL) and mlforecast with LightGBM, from the ``bench`` extra
 (``make bench`` installs it; the runtime lock does not carry them). Each peer takes the canonical
-long frame (``series_id``, ``timestamp``, ``value``) and returns, for the series asked, the next
+long frame of hourly series (``series_id``, ``timestamp``, ``value``) and returns the next
 ``horizon`` values after each series' last timestamp, with its wall and CPU time from that frame
 to the forecast (fitting included).
 
@@ -26,7 +26,7 @@ PEERS: dict[str, str] = {
     "autoets": "statsforecast AutoETS (season 24)",
     "autotheta": "statsforecast AutoTheta (season 24)",
     "mstl": "statsforecast MSTL (seasons 24, 168; AutoETS trend)",
-    "lgbm": "mlforecast LightGBM (lags 1-24, 48, 168; differences 24; 500 trees)",
+    "lgbm": "mlforecast LightGBM (lags 1-24, 48, 168; differenced at 24; 500 trees)",
 }
 
 
@@ -53,7 +53,7 @@ def _missing(exc: ImportError) -> ImportError:
     )
 
 
-def _long(frame: pd.DataFrame) -> pd.DataFrame:
+def long_frame(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.rename(columns={"series_id": "unique_id", "timestamp": "ds", "value": "y"})[
         ["unique_id", "ds", "y"]
     ].copy()
@@ -82,13 +82,15 @@ def _statsforecast(name: str, season: int, threads: int) -> Callable[[pd.DataFra
     }[name]()
 
     def run(df: pd.DataFrame, horizon: int) -> pd.DataFrame:
-        sf = StatsForecast(models=[model], freq=pd.infer_freq(df["ds"].iloc[:3]) or "h", n_jobs=threads)
+        sf = StatsForecast(models=[model], freq="h", n_jobs=threads)
         return sf.forecast(df=df, h=horizon).rename(columns={repr(model): "forecast"})
 
     return run
 
 
-def _lgbm(season: int, threads: int, seed: int) -> Callable[[pd.DataFrame, int], pd.DataFrame]:
+def lgbm_forecaster(season: int, threads: int = 1, seed: int = 0) -> Any:
+    """mlforecast with LightGBM, unfitted: lags of the last season, two and seven seasons back,
+    rolling means, on the series differenced at the season (``fit`` / ``predict(new_df=...)``)."""
     try:
         import lightgbm as lgb
         from mlforecast import MLForecast
@@ -96,26 +98,22 @@ def _lgbm(season: int, threads: int, seed: int) -> Callable[[pd.DataFrame, int],
         from mlforecast.target_transforms import Differences
     except ImportError as exc:
         raise _missing(exc) from exc
+    model = lgb.LGBMRegressor(
+        n_estimators=500, learning_rate=0.05, num_leaves=63, n_jobs=threads, random_state=seed, verbosity=-1
+    )
+    return MLForecast(
+        models={"forecast": model},
+        freq="h",
+        lags=[*range(1, season + 1), 2 * season, 7 * season],
+        lag_transforms={1: [RollingMean(window_size=season)], season: [RollingMean(window_size=7)]},
+        target_transforms=[Differences([season])],
+        num_threads=threads,
+    )
 
+
+def _lgbm(season: int, threads: int, seed: int) -> Callable[[pd.DataFrame, int], pd.DataFrame]:
     def run(df: pd.DataFrame, horizon: int) -> pd.DataFrame:
-        model = lgb.LGBMRegressor(
-            n_estimators=500,
-            learning_rate=0.05,
-            num_leaves=63,
-            n_jobs=threads,
-            random_state=seed,
-            verbosity=-1,
-        )
-        mlf = MLForecast(
-            models={"forecast": model},
-            freq=pd.infer_freq(df["ds"].iloc[:3]) or "h",
-            lags=[*range(1, season + 1), 2 * season, 7 * season],
-            lag_transforms={1: [RollingMean(window_size=season)], season: [RollingMean(window_size=7)]},
-            target_transforms=[Differences([season])],
-            num_threads=threads,
-        )
-        mlf.fit(df)
-        return mlf.predict(horizon)
+        return lgbm_forecaster(season, threads, seed).fit(df).predict(horizon)
 
     return run
 
@@ -151,7 +149,7 @@ def peer_forecasts(
     for name in names:
         wall0, cpu0 = time.perf_counter(), cpu_time()
         runner = _lgbm(season, threads, seed) if name == "lgbm" else _statsforecast(name, season, threads)
-        df = _long(frame)
+        df = long_frame(frame)
         ids = sorted(df["unique_id"].unique())
         forecast = _wide(runner(df, horizon), "forecast", ids, horizon)
         out[name] = PeerForecast(name, forecast, time.perf_counter() - wall0, cpu_time() - cpu0)

@@ -233,6 +233,11 @@ def fit(
         )
     if len(train) == 0:
         raise ValueError("no training windows")
+    if init_model is not None:
+        config = config.model_copy(update={"skip_period": init_model.season})
+    elif config.naive_skip and config.skip_period == "auto":
+        chosen = choose_skip_period(val if val is not None and len(val) else train, config.season)
+        config = config.model_copy(update={"skip_period": chosen})
     device = resolve_device(config.device)
     n_cal = train.n_calendar if config.calendar else 0
     threads = torch.get_num_threads()
@@ -243,6 +248,18 @@ def fit(
             return _fit(train, val, config, device, n_cal, checkpoint_dir, on_epoch, init_model)
     finally:
         torch.set_num_threads(threads)
+
+
+def choose_skip_period(ws: WindowSet, season: int) -> int:
+    """1 (last value) or ``season`` (seasonal naive): the naive forecast with the lower mean absolute
+    error on ``ws`` in window scale, so each window counts alike. Ties go to the season."""
+    x, y = ws.scaled_x().astype(np.float64), np.nan_to_num(ws.scaled_y()).astype(np.float64)
+    known = ~np.isnan(ws.y)
+    horizon, length = y.shape[1], x.shape[1]
+    seasonal = x[:, length - season + np.arange(horizon) % season]
+    last = np.repeat(x[:, -1:], horizon, axis=1)
+    error = {p: float(np.abs(y - f)[known].mean()) for p, f in ((season, seasonal), (1, last))}
+    return 1 if error[1] < error[season] else season
 
 
 def _fit(

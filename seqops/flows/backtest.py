@@ -23,7 +23,7 @@ def backtest_file(
     dataset: str = "backtest",
     home: Path | None = None,
     folds: int = 4,
-    time_budget_s: float = 600,
+    time_budget_s: float | None = 600,
     max_epochs: int = 30,
     progress: Progress = print,
 ) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def _backtest_in_home(
     horizon: int,
     season: int,
     folds: int,
-    time_budget_s: float,
+    time_budget_s: float | None,
     max_epochs: int,
     progress: Progress,
 ) -> dict[str, Any]:
