@@ -42,6 +42,12 @@ venv: $(RUNTIME) ## Create .venv with the runtime lock (what `make up` needs, no
 up: $(RUNTIME) ## Start the platform (Airflow UI, MLflow UI) and ingest the demo data
 	$(BIN)/seqops platform up
 
+up-production: $(DEV) sysdeps ## The production profile on this machine: PostgreSQL, Redis, an S3 stand-in, Celery workers, the platform
+	infra/local/production.sh up
+
+down-production: ## Stop exactly what `make up-production` started (data kept; `infra/local/production.sh purge` deletes it)
+	@if [ -x $(BIN)/seqops ]; then infra/local/production.sh down; else echo "nothing to stop (no .venv)"; fi
+
 down: ## Stop exactly what `make up` started
 	@if [ -x $(BIN)/seqops ]; then $(BIN)/seqops platform down; else echo "nothing to stop (no .venv)"; fi
 	@# a platform started before SEQOPS_HOME moved to ~/.seqops keeps its pid files in ./.seqops
@@ -90,4 +96,4 @@ clean: down ## Stop the platform and delete its state (SEQOPS_HOME, default ~/.s
 	@home=$$($(BIN)/python -c 'from seqops.core.settings import Settings; print(Settings().home)') && \
 	  echo "removing $$home" && rm -rf "$$home"
 
-.PHONY: help sysdeps venv up down status lint test test-fast bench bench-features bench-neuralforecast lock clean
+.PHONY: help sysdeps venv up up-production down-production down status lint test test-fast bench bench-features bench-neuralforecast lock clean

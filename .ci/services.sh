@@ -5,10 +5,12 @@
 #   .ci/services.sh env               # print the export lines for running servers
 #   .ci/services.sh status            # exit 0 when both answer
 #   .ci/services.sh stop              # stop both and delete their data
+#   .ci/services.sh halt              # stop both and keep their data (start again later)
 #
 # Servers come from the Debian packages (`apt-get install -y postgresql redis-server`; `make
 # sysdeps` does it). Data lives in SEQOPS_SERVICES_DIR (default: $TMPDIR/seqops-services-<uid>),
-# ports are SEQOPS_SERVICES_PG_PORT (55432) and SEQOPS_SERVICES_REDIS_PORT (56379). Running as
+# ports are SEQOPS_SERVICES_PG_PORT (55432) and SEQOPS_SERVICES_REDIS_PORT (56379), the password
+# SEQOPS_SERVICES_PG_PASSWORD (default seqops, used when the cluster is first created). Running as
 # root, PostgreSQL runs as the `postgres` system user (it refuses root). Durability is off: these
 # servers hold test data only. Exported variables:
 #   SEQOPS_SERVICES_PG_URL     postgresql://seqops:seqops@127.0.0.1:<port>/seqops
@@ -20,7 +22,7 @@ DIR="${SEQOPS_SERVICES_DIR:-${TMPDIR:-/tmp}/seqops-services-$(id -u)}"
 PG_PORT="${SEQOPS_SERVICES_PG_PORT:-55432}"
 REDIS_PORT="${SEQOPS_SERVICES_REDIS_PORT:-56379}"
 PG_USER=seqops
-PG_PASSWORD=seqops
+PG_PASSWORD="${SEQOPS_SERVICES_PG_PASSWORD:-seqops}"
 PG_DB=seqops
 
 log() { echo "services: $*" >&2; }
@@ -110,7 +112,7 @@ start_redis() {
   log "Redis did not start:"; tail -n 20 "$DIR/redis/redis.log" >&2; exit 1
 }
 
-stop_all() {
+halt_all() {
   local bin
   bin=$(pg_bin)
   if [ -f "$DIR/pg/data/PG_VERSION" ]; then
@@ -119,6 +121,10 @@ stop_all() {
   if redis_running; then
     redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
   fi
+}
+
+stop_all() {
+  halt_all
   rm -rf "$DIR"
   log "stopped; removed $DIR"
 }
@@ -149,8 +155,12 @@ case "${1:-}" in
   stop)
     with_lock stop_all
     ;;
+  halt)
+    with_lock halt_all
+    log "stopped; data kept in $DIR"
+    ;;
   *)
-    echo "usage: $0 start|env|status|stop" >&2
+    echo "usage: $0 start|env|status|stop|halt" >&2
     exit 2
     ;;
 esac

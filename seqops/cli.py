@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from seqops.core.settings import get_settings
+from seqops.core.settings import Settings, get_settings
 
 app = typer.Typer(
     help=(
@@ -182,7 +182,7 @@ def platform_up(
     try:
         platform.up(settings, demo=demo, progress=_say)
     except Exception as exc:
-        _say(f"error: {exc}\nLogs: {settings.run_dir}. Stop what started with `make down`.")
+        _say(f"error: {exc}\nLogs: {settings.run_dir}. Stop what started with `{_stop_command(settings)}`.")
         raise typer.Exit(1) from exc
     password = platform.admin_password(settings)
     token_file = settings.secrets_dir / "serving_token"
@@ -194,8 +194,12 @@ def platform_up(
         f"  Drift      : {platform.drift_ui_url(settings)}   login {settings.admin_user} / {password}"
         " (Evidently UI; summaries under /reports/)\n"
         f"  home       : {settings.home}\n"
-        "Stop everything with `make down`."
+        f"Stop everything with `{_stop_command(settings)}`."
     )
+
+
+def _stop_command(settings: Settings) -> str:
+    return "make down" if settings.profile == "embedded" else "make down-production (or seqops platform down)"
 
 
 @platform_app.command("down")

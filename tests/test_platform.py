@@ -27,6 +27,35 @@ def test_production_profile_refuses_to_start_incomplete(monkeypatch):
         Settings()
 
 
+def test_the_celery_executor_needs_its_broker_and_gets_workers_without_log_servers(monkeypatch, tmp_path):
+    from seqops.platform.launcher import airflow_env, services
+
+    production = {
+        "SEQOPS_HOME": str(tmp_path),
+        "SEQOPS_PROFILE": "production",
+        "SEQOPS_AIRFLOW_DB_URL": "postgresql+psycopg://u:p@127.0.0.1:5432/airflow",
+        "SEQOPS_MLFLOW_TRACKING_URI": "postgresql+psycopg://u:p@127.0.0.1:5432/mlflow",
+        "SEQOPS_FEAST_REGISTRY_URL": "postgresql://u:p@127.0.0.1:5432/feast",
+        "SEQOPS_FEAST_OFFLINE_PG_URL": "postgresql://u:p@127.0.0.1:5432/feast",
+        "SEQOPS_FEAST_ONLINE_REDIS": "127.0.0.1:6379",
+        "SEQOPS_AIRFLOW_EXECUTOR": "CeleryExecutor",
+    }
+    for key, value in production.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(ValueError, match="SEQOPS_CELERY_BROKER_URL"):
+        Settings()
+    monkeypatch.setenv("SEQOPS_CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+    monkeypatch.setenv("SEQOPS_CELERY_WORKERS", "3")
+    settings = Settings()
+    env = airflow_env(settings)
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+postgresql+psycopg://u:p@127.0.0.1:5432/airflow"
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"].startswith("postgresql+psycopg_async://")
+    workers = [s for s in services(settings) if s.name.startswith("celery-worker-")]
+    assert [w.name for w in workers] == ["celery-worker-1", "celery-worker-2", "celery-worker-3"]
+    assert all("--skip-serve-logs" in w.argv for w in workers)  # no log server on 0.0.0.0:8793
+    assert len({w.argv[w.argv.index("--celery-hostname") + 1] for w in workers}) == 3
+
+
 def test_a_bad_setting_is_named_by_the_command_not_a_traceback(tmp_path):
     import os
     import subprocess

@@ -114,7 +114,17 @@ class Settings(BaseSettings):
     # Production profile: external services (all required there, unused when embedded).
     airflow_db_url: SecretStr | None = None
     airflow_executor: Literal["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"] = "LocalExecutor"
-    celery_broker_url: SecretStr | None = None
+    celery_broker_url: SecretStr | None = Field(
+        None, description="Broker of the CeleryExecutor, e.g. redis://host:6379/0 (required with it)."
+    )
+    celery_workers: int = Field(
+        2,
+        ge=0,
+        le=32,
+        description="Celery workers `seqops platform up` starts on this machine with the CeleryExecutor "
+        "(0: the workers run on other machines, `airflow celery worker` there).",
+    )
+    celery_worker_concurrency: int = Field(2, ge=1, description="Task slots of each Celery worker.")
     mlflow_tracking_uri: str | None = None
     mlflow_artifact_root: str | None = None
     feast_registry_url: SecretStr | None = None
@@ -151,6 +161,8 @@ class Settings(BaseSettings):
                 "SEQOPS_FEAST_OFFLINE_PG_URL": self.feast_offline_pg_url,
                 "SEQOPS_FEAST_ONLINE_REDIS": self.feast_online_redis,
             }
+            if self.airflow_executor == "CeleryExecutor":
+                required["SEQOPS_CELERY_BROKER_URL"] = self.celery_broker_url
             missing = [name for name, value in required.items() if not value]
             if missing:
                 raise ValueError(

@@ -2,7 +2,8 @@
 
 ``seqops platform up`` starts, as separate processes bound to 127.0.0.1 (never ``airflow
 standalone``, whose log servers bind 0.0.0.0): the Airflow api-server, scheduler, dag-processor and
-triggerer (LocalExecutor), and the MLflow tracking server with its login (basic-auth app). Each pid
+triggerer (LocalExecutor; with the CeleryExecutor also ``SEQOPS_CELERY_WORKERS`` Celery workers, their
+log servers off), and the MLflow tracking server with its login (basic-auth app). Each pid
 is recorded with its start time under ``SEQOPS_HOME/run``; ``down`` stops exactly those process
 trees and nothing else.
 """
@@ -94,8 +95,17 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "DO_NOT_TRACK": "1",
         "GX_ANALYTICS_ENABLED": "False",
     }
+    if db_url.startswith("postgresql+psycopg://"):
+        # Airflow 3 also opens an async engine; psycopg 3 serves both (no asyncpg needed)
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = db_url.replace(
+            "+psycopg://", "+psycopg_async://", 1
+        )
     if settings.celery_broker_url:
         env["AIRFLOW__CELERY__BROKER_URL"] = settings.celery_broker_url.get_secret_value()
+    if settings.airflow_executor == "CeleryExecutor":
+        # task states go to the metadata database (Celery's SQLAlchemy result backend)
+        env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"db+{db_url}"
+        env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(settings.celery_worker_concurrency)
     return env
 
 
@@ -132,6 +142,7 @@ def services(settings: Settings) -> list[Service]:
         Service("scheduler", [airflow, "scheduler", "--skip-serve-logs"], None),
         Service("dag-processor", [airflow, "dag-processor"], None),
         Service("triggerer", [airflow, "triggerer", "--skip-serve-logs"], None),
+        *celery_workers(settings),
         Service(
             "mlflow",
             [
@@ -182,6 +193,35 @@ def services(settings: Settings) -> list[Service]:
             ],
             f"{drift_ui_url(settings)}/healthz",
         ),
+    ]
+
+
+def celery_workers(settings: Settings) -> list[Service]:
+    """The CeleryExecutor's workers on this machine, each with its own Celery hostname and pid file."""
+    if settings.airflow_executor != "CeleryExecutor":
+        return []
+    import platform
+
+    return [
+        Service(
+            f"celery-worker-{i}",
+            [
+                _bin("airflow"),
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"seqops-worker-{i}@{platform.node()}",
+                "--concurrency",
+                str(settings.celery_worker_concurrency),
+                "--pid",
+                str(settings.run_dir / f"celery-worker-{i}.celery.pid"),
+                "--skip-serve-logs",
+                "--without-mingle",
+                "--without-gossip",
+            ],
+            None,
+        )
+        for i in range(1, settings.celery_workers + 1)
     ]
 
 
