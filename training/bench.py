@@ -230,6 +230,7 @@ def run_member(member: Member, progress: Progress | None = None) -> dict[str, An
         out["validation_forecast"] = predict(fitted.model, sets["validation"])
     out.update(
         seed=cfg.seed,
+        skip_period=fitted.config.skip_period,  # as fit chose it on validation
         best_epoch=fitted.best_epoch,
         epochs=len(fitted.history),
         best_val_loss=fitted.best_val_loss,
