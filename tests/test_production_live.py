@@ -3,10 +3,11 @@
 PostgreSQL holds Airflow's metadata, MLflow's backend store, Feast's registry and offline store and
 the prediction log; Redis is Feast's online store and the Celery broker; Airflow runs the
 CeleryExecutor with two Celery workers; MLflow's artifacts and the curated Delta tables live in an S3
-bucket (moto's server plays S3 through the ordinary S3 clients). Through real DAG runs: a month of
-good batches and a bad one are ingested (the bad one quarantined with its report, the counts
-reconciled), features materialize with the parity gate, a model trains and registers, and the
-promotion it starts waits for a person, who approves it. The tasks of one run land on both workers.
+bucket with the raw and quarantine zones (moto's server plays S3 through the ordinary S3 clients).
+Through real DAG runs: good batches and a bad one are ingested (the bad one quarantined in the bucket
+with its report, the counts reconciled), features materialize with the parity gate, a model trains
+and registers, and the promotion it starts waits for a person, who approves it. The tasks of one run
+land on both workers.
 """
 
 from __future__ import annotations
@@ -120,7 +121,9 @@ def _lifecycle(env: dict[str, str], tmp_path: Path, pjm_source: Path) -> None:
     tis = admin.task_instances("ingest_sequences", ingest)
     validated = [t["state"] for t in tis if t["task_id"] == "each_batch.validate"]
     assert sorted(validated) == ["failed"] + ["success"] * len(good), validated
-    quarantined = list((settings.quarantine_dir / "pjm").glob("*/validation.json"))
+    from seqops.core.store import Quarantine, RawStore
+
+    quarantined = Quarantine(settings).batches("pjm")  # listed from the bucket
     assert len(quarantined) == 1
     curated = CuratedStore(settings).read("pjm")
     import pandas as pd
@@ -131,6 +134,10 @@ def _lifecycle(env: dict[str, str], tmp_path: Path, pjm_source: Path) -> None:
     bucket, _, prefix = settings.object_store_root.removeprefix("s3://").partition("/")
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/curated/pjm/_delta_log/")
     assert listed.get("KeyCount", 0) > 0  # the curated Delta table is in the bucket
+    held = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/quarantine/pjm/{quarantined[0]}/")
+    assert {o["Key"].rsplit("/", 1)[1] for o in held.get("Contents", [])} >= {"batch.csv", "validation.json"}
+    refs = RawStore(settings).refs("pjm")  # every landing's raw copy is in the bucket too
+    assert len(refs) == len(good) + 1 and all(r.raw_path.startswith("s3://") for r in refs)
 
     # The curated event materializes the features, parity gate included.
     def materialized() -> dict | None:

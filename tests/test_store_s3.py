@@ -135,3 +135,39 @@ def test_concurrent_ingests_into_the_bucket_each_commit_once_and_the_cli_exits_c
     store = CuratedStore(on_s3)
     assert len(store.read("default")) == 72 and store.version("default") == 2
     assert len(store.published("default")) == 3
+
+
+def test_raw_copies_and_the_quarantine_live_in_the_bucket_for_every_worker(on_s3, s3_server, tmp_path):
+    """A batch's raw copy and a rejected batch with its reports go to the bucket; another machine (a
+    second home on the same bucket) lists, reads and releases them without the first one's disk."""
+    from seqops.core.store import Quarantine, RawStore, raw_file
+
+    good = _batch(tmp_path, "good.csv", [("A", f"2020-01-01T{h:02d}:00:00Z", 10 + h) for h in range(6)])
+    bad = _batch(
+        tmp_path, "bad.csv", [("A", "2020-01-02T00:00:00Z", 1.0), ("A", "2020-01-02T00:00:00Z", 2.0)]
+    )
+    accepted = ingest_file(on_s3, good, "default")
+    rejected = ingest_file(on_s3, bad, "default")
+    assert accepted.accepted and not rejected.accepted
+    prefix = f"s3://{BUCKET}/{tmp_path.name}"
+    assert accepted.raw_path.startswith(f"{prefix}/raw/default/") and accepted.raw_path.endswith(".csv")
+    where = f"{prefix}/quarantine/default/{rejected.batch_id}/"
+    assert rejected.quarantine_path == where and where in rejected.message
+    keys = _keys(s3_server, f"{tmp_path.name}/quarantine/default/{rejected.batch_id}/")
+    names = {k.rsplit("/", 1)[1] for k in keys}
+    assert {"batch.csv", "batch.json", "validation.json"} <= names and any("data_docs" in k for k in keys)
+    assert not (on_s3.home / "data" / "raw").exists()  # the raw zone is the bucket's
+
+    other = Settings(home=tmp_path / "other-home", object_store_root=on_s3.object_store_root)
+    refs = {r.batch_id: r for r in RawStore(other).refs("default")}
+    assert set(refs) == {accepted.batch_id, rejected.batch_id}
+    assert raw_file(other, refs[rejected.batch_id].raw_path).read_bytes() == bad.read_bytes()
+    quarantine = Quarantine(other)
+    assert quarantine.batches("default") == [rejected.batch_id]
+    assert quarantine.holds("default", rejected.batch_id)
+    moved = quarantine.release("default", rejected.batch_id)
+    assert moved is not None and moved.startswith(
+        f"{prefix}/quarantine/default/_released/{rejected.batch_id}-"
+    )
+    assert quarantine.batches("default") == [] and not Quarantine(on_s3).holds("default", rejected.batch_id)
+    assert RawStore(other).put(bad, "default").batch_id == rejected.batch_id  # landing again: the same

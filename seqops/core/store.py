@@ -127,10 +127,15 @@ class BatchRef:
 
 class RawStore:
     """Immutable copies of every batch: ``raw/<dataset>/<sha256><suffix>`` (content-addressed,
-    stored once), and one record per landing in ``raw/<dataset>/landings/<batch_id>.json``."""
+    stored once), and one record per landing in ``raw/<dataset>/landings/<batch_id>.json``.
+
+    Under the home, or in the object store when ``SEQOPS_OBJECT_STORE_ROOT`` is set (then a batch's
+    ``raw_path`` is its ``s3://`` URI and :func:`raw_file` fetches it on any worker)."""
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.root = settings.raw_dir
+        self.objects = ObjectZone(settings.object_store_root, "raw") if settings.object_store_root else None
 
     def put(
         self,
@@ -140,9 +145,24 @@ class RawStore:
         interval: tuple[str | None, str | None] = (None, None),
     ) -> BatchRef:
         """Copy ``path`` in (its bytes once) and record the landing; landing it again is a no-op."""
-        folder = self.root / check_dataset_name(dataset)
-        folder.mkdir(parents=True, exist_ok=True)
+        name = check_dataset_name(dataset)
         sha = sha256_of(path)
+        batch_id = landing_id(sha, path.name, interval)
+        ref = BatchRef(
+            dataset=dataset,
+            batch_id=batch_id,
+            sha256=sha,
+            raw_path="",
+            original_name=path.name,
+            landed_at=datetime.now(UTC).isoformat(),
+            interval_start=interval[0],
+            interval_end=interval[1],
+            bytes=path.stat().st_size,
+        )
+        if self.objects is not None:
+            return self._put_object(path, name, ref)
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"{sha}{batch_suffix(path)}"
         if not target.exists():
             fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{sha[:16]}.", suffix=".part")
@@ -153,25 +173,33 @@ class RawStore:
                 os.replace(tmp, target)  # a concurrent copy of the same bytes replaces it with the same
             finally:
                 Path(tmp).unlink(missing_ok=True)
-        batch_id = landing_id(sha, path.name, interval)
+        ref = BatchRef(**{**ref.to_dict(), "raw_path": str(target)})
         record = folder / "landings" / f"{batch_id}.json"
-        ref = BatchRef(
-            dataset=dataset,
-            batch_id=batch_id,
-            sha256=sha,
-            raw_path=str(target),
-            original_name=path.name,
-            landed_at=datetime.now(UTC).isoformat(),
-            interval_start=interval[0],
-            interval_end=interval[1],
-            bytes=target.stat().st_size,
-        )
         if _create_once(record, json.dumps(ref.to_dict(), indent=2)):
             return ref
         return BatchRef.from_dict(json.loads(record.read_text()))  # landed before: the first landing
 
+    def _put_object(self, path: Path, dataset: str, ref: BatchRef) -> BatchRef:
+        from seqops.core.locks import named_lock
+
+        assert self.objects is not None
+        key = f"{dataset}/{ref.sha256}{batch_suffix(path)}"
+        if not self.objects.exists(key):  # content-addressed: a concurrent writer writes the same bytes
+            self.objects.put_file(path, key)
+        ref = BatchRef(**{**ref.to_dict(), "raw_path": self.objects.url(key)})
+        record = f"{dataset}/landings/{ref.batch_id}.json"
+        with named_lock(self.settings, f"raw-landing-{dataset}-{ref.batch_id}"):  # create once
+            if self.objects.exists(record):
+                return BatchRef.from_dict(json.loads(self.objects.read_text(record)))
+            self.objects.put_text(record, json.dumps(ref.to_dict(), indent=2))
+        return ref
+
     def refs(self, dataset: str) -> list[BatchRef]:
-        folder = self.root / check_dataset_name(dataset) / "landings"
+        name = check_dataset_name(dataset)
+        if self.objects is not None:
+            keys = [k for k in self.objects.files(f"{name}/landings") if k.endswith(".json")]
+            return [BatchRef.from_dict(json.loads(self.objects.read_text(k))) for k in keys]
+        folder = self.root / name / "landings"
         return [BatchRef.from_dict(json.loads(p.read_text())) for p in sorted(folder.glob("*.json"))]
 
 
@@ -229,6 +257,93 @@ def s3_subtree(uri: str):
     region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     s3 = pafs.S3FileSystem(endpoint_override=endpoint, region=region)
     return pafs.SubTreeFileSystem(uri.removeprefix("s3://").rstrip("/"), s3)
+
+
+class ObjectZone:
+    """One zone's objects under ``<object_store_root>/<zone>/``, through pyarrow's S3 file system.
+
+    Keys are relative to the zone. Used by the raw and quarantine zones when
+    ``SEQOPS_OBJECT_STORE_ROOT`` is set, so workers on other machines read what one wrote.
+    """
+
+    def __init__(self, object_root: str, zone: str) -> None:
+        self.uri = f"{object_root.rstrip('/')}/{zone}"
+        self.fs = s3_subtree(self.uri)
+
+    def url(self, key: str) -> str:
+        return f"{self.uri}/{key}"
+
+    def exists(self, key: str) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(key).type != pafs.FileType.NotFound
+
+    def put_file(self, local: Path, key: str) -> None:
+        with local.open("rb") as src, self.fs.open_output_stream(key) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+    def put_text(self, key: str, text: str) -> None:
+        with self.fs.open_output_stream(key) as dst:
+            dst.write(text.encode())
+
+    def read_text(self, key: str) -> str:
+        with self.fs.open_input_stream(key) as src:
+            return src.read().decode()
+
+    def get_file(self, key: str, local: Path) -> None:
+        """Download ``key`` to ``local`` in one step (a temporary file beside it, then a rename)."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as dst, self.fs.open_input_stream(key) as src:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            os.replace(tmp, local)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def files(self, prefix: str) -> list[str]:
+        """Keys of every object under ``prefix`` (recursive), sorted."""
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(prefix, allow_not_found=True, recursive=True)
+        return sorted(i.path for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.File)
+
+    def folders(self, prefix: str) -> list[str]:
+        """Names of the folders directly under ``prefix``."""
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(prefix, allow_not_found=True)
+        return sorted(
+            i.base_name for i in self.fs.get_file_info(selector) if i.type == pafs.FileType.Directory
+        )
+
+    def put_tree(self, local: Path, prefix: str) -> None:
+        for item in sorted(local.rglob("*")):
+            if item.is_file():
+                self.put_file(item, f"{prefix}/{item.relative_to(local).as_posix()}")
+
+    def move_tree(self, src: str, dst: str) -> None:
+        for key in self.files(src):
+            self.fs.copy_file(key, f"{dst}/{key.removeprefix(src).lstrip('/')}")
+            self.fs.delete_file(key)
+        self.fs.delete_dir(src)  # and the folder markers pyarrow leaves behind
+
+
+def raw_file(settings: Settings, raw_path: str) -> Path:
+    """A local file with a raw copy's bytes: the path itself, or (object store) a cached download.
+
+    The cache is content-addressed (the raw key is the bytes' SHA-256), so it is never stale.
+    """
+    if not raw_path.startswith("s3://"):
+        return Path(raw_path)
+    object_root = (settings.object_store_root or "").rstrip("/")
+    if not raw_path.startswith(f"{object_root}/raw/"):
+        raise ValueError(f"raw copy {raw_path} is outside this platform's object store {object_root!r}")
+    key = raw_path.removeprefix(f"{object_root}/raw/")
+    local = settings.data_dir / "cache" / "raw" / key
+    if not local.exists():
+        ObjectZone(object_root, "raw").get_file(key, local)
+    return local
 
 
 class SeriesRange(NamedTuple):
@@ -490,41 +605,80 @@ class Quarantine:
 
     A batch that a later validation accepts (after a policy change) is released: its folder moves
     to ``quarantine/<dataset>/_released/<batch_id>-<time>/``, so nothing is lost and the quarantine
-    and the curated store never both hold it.
+    and the curated store never both hold it. With ``SEQOPS_OBJECT_STORE_ROOT`` the zone is in the
+    object store: the folder is written under the home, then :meth:`seal` uploads it, and the
+    object store answers :meth:`holds`, :meth:`batches` and :meth:`release`.
     """
 
     def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.root = settings.quarantine_dir
+        self.objects = (
+            ObjectZone(settings.object_store_root, "quarantine") if settings.object_store_root else None
+        )
 
     def folder(self, dataset: str, batch_id: str) -> Path:
+        """The batch's folder under the home (in object-store mode, where it is written first)."""
         return self.root / check_dataset_name(dataset) / batch_id
 
-    def put(self, ref: BatchRef) -> Path:
-        """Copy the batch in; the caller writes its reports into the returned folder."""
+    def location(self, dataset: str, batch_id: str) -> str:
+        """Where a person finds the quarantined batch (the dataset's quarantine for an empty id):
+        its object-store URI, or its folder."""
+        if self.objects is not None:
+            return self.objects.url(f"{check_dataset_name(dataset)}/{batch_id}/" if batch_id else dataset)
+        return str(self.folder(dataset, batch_id) if batch_id else self.root / check_dataset_name(dataset))
+
+    def put(self, ref: BatchRef, reports: Path | None = None) -> Path:
+        """Copy the batch (and the ``reports`` folder's files) in; return the folder to add to.
+
+        The caller calls :meth:`seal` once the folder is complete.
+        """
         folder = self.folder(ref.dataset, ref.batch_id)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / f"batch{batch_suffix(Path(ref.raw_path))}"
         if not target.exists():
-            shutil.copyfile(ref.raw_path, target)
+            shutil.copyfile(raw_file(self.settings, ref.raw_path), target)
         write_atomic(folder / "batch.json", json.dumps(ref.to_dict(), indent=2))
+        for item in reports.iterdir() if reports is not None else ():
+            if item.is_dir():
+                shutil.copytree(item, folder / item.name, dirs_exist_ok=True)
+            else:
+                shutil.copyfile(item, folder / item.name)
         return folder
 
+    def seal(self, dataset: str, batch_id: str) -> str:
+        """Upload the finished folder to the object store (if any); return :meth:`location`."""
+        if self.objects is not None:
+            self.objects.put_tree(self.folder(dataset, batch_id), f"{check_dataset_name(dataset)}/{batch_id}")
+        return self.location(dataset, batch_id)
+
     def holds(self, dataset: str, batch_id: str) -> bool:
+        if self.objects is not None:
+            return self.objects.exists(f"{check_dataset_name(dataset)}/{batch_id}/batch.json")
         return self.folder(dataset, batch_id).is_dir()
 
-    def release(self, dataset: str, batch_id: str) -> Path | None:
+    def release(self, dataset: str, batch_id: str) -> str | None:
         """Move a quarantined batch out (it was accepted after all); return where it went."""
-        folder = self.folder(dataset, batch_id)
-        if not folder.is_dir():
-            return None
+        name = check_dataset_name(dataset)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        target = self.root / dataset / "_released" / f"{batch_id}-{stamp}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        folder.replace(target)
-        return target
+        folder = self.folder(dataset, batch_id)
+        local_target = self.root / name / "_released" / f"{batch_id}-{stamp}"
+        if folder.is_dir():
+            local_target.parent.mkdir(parents=True, exist_ok=True)
+            folder.replace(local_target)
+        if self.objects is not None:
+            if not self.holds(dataset, batch_id):
+                return None
+            target = f"{name}/_released/{batch_id}-{stamp}"
+            self.objects.move_tree(f"{name}/{batch_id}", target)
+            return self.objects.url(f"{target}/")
+        return str(local_target) if local_target.is_dir() else None
 
     def batches(self, dataset: str) -> list[str]:
-        root = self.root / check_dataset_name(dataset)
+        name = check_dataset_name(dataset)
+        if self.objects is not None:
+            return [b for b in self.objects.folders(name) if not b.startswith("_")]
+        root = self.root / name
         if not root.exists():
             return []
         return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_"))

@@ -21,7 +21,15 @@ from pathlib import Path
 
 from seqops.core.memory import release
 from seqops.core.settings import Settings
-from seqops.core.store import BatchRef, CuratedStore, LandingZone, Quarantine, RawStore, write_atomic
+from seqops.core.store import (
+    BatchRef,
+    CuratedStore,
+    LandingZone,
+    Quarantine,
+    RawStore,
+    raw_file,
+    write_atomic,
+)
 
 
 class BatchRejected(RuntimeError):
@@ -134,7 +142,7 @@ def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
     from seqops.validation.validate import validate_batch
 
     try:
-        raw = read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes)
+        raw = read_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes)
     except BatchReadError as exc:
         return None, str(exc)
     frame = coerce(raw)
@@ -193,7 +201,7 @@ def _count_rows(settings: Settings, ref: BatchRef) -> int:
     from seqops.core.canonical import read_batch
 
     try:
-        return len(read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes))
+        return len(read_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes))
     except Exception:
         return 0
 
@@ -226,18 +234,13 @@ def _verdict(
     quarantine_path = None
     released = Quarantine(settings).release(ref.dataset, ref.batch_id) if accepted else None
     if not accepted:
-        folder = Quarantine(settings).put(ref)
-        for item in out_dir.iterdir():
-            target = folder / item.name
-            if item.is_dir():
-                shutil.copytree(item, target, dirs_exist_ok=True)
-            else:
-                shutil.copyfile(item, target)
-        quarantine_path = str(folder)
+        quarantine = Quarantine(settings)
+        quarantine.put(ref, out_dir)
+        quarantine_path = quarantine.seal(ref.dataset, ref.batch_id)
         message = (
             f"REJECTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): {what}.\n"
             f"{detail}\n"
-            f"The batch and its report are in {folder} (open {look}). Fix the source and land the "
+            f"The batch and its report are in {quarantine_path} (open {look}). Fix the source and land the "
             "corrected file again; nothing from this batch reached the curated store."
         )
     else:
@@ -283,7 +286,9 @@ def publish(settings: Settings, ref: BatchRef) -> int:
     if not verdict["accepted"]:
         raise BatchRejected(IngestOutcome(**verdict))
     try:
-        frame = to_canonical(coerce(read_batch(Path(ref.raw_path), max_bytes=settings.max_batch_bytes)))
+        frame = to_canonical(
+            coerce(read_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes))
+        )
         if len(frame) != verdict["rows_accepted"]:
             raise RuntimeError(f"{len(frame)} rows read but {verdict['rows_accepted']} were accepted")
         release()  # the cells' text is gone; the commit's Arrow copy comes next
@@ -297,7 +302,9 @@ def publish(settings: Settings, ref: BatchRef) -> int:
 
 def _publish_failed(settings: Settings, ref: BatchRef, verdict: dict, exc: Exception) -> IngestOutcome:
     """Quarantine a batch whose publish failed; nothing of it is in the curated store."""
-    folder = Quarantine(settings).put(ref)
+    quarantine = Quarantine(settings)
+    folder = quarantine.put(ref)
+    where = quarantine.location(ref.dataset, ref.batch_id)
     reason = f"publish failed ({type(exc).__name__}: {exc})"
     rows = verdict["rows_landed"]
     outcome = IngestOutcome(
@@ -306,18 +313,19 @@ def _publish_failed(settings: Settings, ref: BatchRef, verdict: dict, exc: Excep
             "accepted": False,
             "rows_accepted": 0,
             "rows_quarantined": rows,
-            "quarantine_path": str(folder),
+            "quarantine_path": where,
             "errors": [*verdict["errors"], reason],
             "table_version": None,
             "message": (
                 f"REJECTED batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}): it passed "
                 f"validation but {reason}. The curated store is unchanged (0 of {rows} rows published); "
-                f"the batch is in {folder}. Fix the cause and ingest the file again."
+                f"the batch is in {where}. Fix the cause and ingest the file again."
             ),
         }
     )
     text = json.dumps(outcome.to_dict(), indent=2)
     write_atomic(folder / "outcome.json", text)
+    quarantine.seal(ref.dataset, ref.batch_id)
     write_atomic(report_dir(settings, ref) / "outcome.json", text)
     return outcome
 

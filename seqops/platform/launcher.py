@@ -474,7 +474,7 @@ def wait_for_ingestion(
     Whichever run claims the batches (the one just triggered, or a scheduled one that started
     when the DAG was unpaused), progress is read from the verdicts the runs write.
     """
-    from seqops.core.store import LandingZone, RawStore
+    from seqops.core.store import LandingZone, Quarantine, RawStore
     from seqops.flows.ingest import run_summary
 
     last = [""]
@@ -498,7 +498,8 @@ def wait_for_ingestion(
             if summary["rejected"]:
                 raise RuntimeError(
                     f"{len(summary['rejected'])} demo batches were quarantined: see "
-                    f"{settings.quarantine_dir / dataset} and {airflow_url(settings)}/dags/ingest_sequences"
+                    f"{Quarantine(settings).location(dataset, '')} and "
+                    f"{airflow_url(settings)}/dags/ingest_sequences"
                 )
             return {k: v for k, v in summary.items() if k != "text"}
         return None
