@@ -10,7 +10,9 @@ Runs weekly (Sunday 03:00 UTC), whenever a retrain is requested through the `seq
 1. **train**: a training set from the Feast *training* feature service (historical retrieval, point
    in time), a global LSTM with early stopping; every epoch's losses go to the MLflow run, and a
    retried task resumes from its checkpoint. The run (and later the registered version) records its
-   trigger: `manual`, the schedule, or the drift check's reason and report (`monitor_drift`).
+   trigger: `manual`, the schedule, or the drift check's reason and report (`monitor_drift`). On
+   Kubernetes (`SEQOPS_TRAINING_POD_TEMPLATE`) this step is a KubernetesPodOperator pod on the GPU
+   node pool (`seqops train --fit-only`); the steps around it stay in the workers.
 2. **backtest**: the model, last-value naive and seasonal naive on the same rolling origins after the training
    data (sMAPE, MASE, MAE, RMSE), with a forecast-vs-actual plot in the run's `backtest/` artifacts.
 3. **register**: a new version of `seqops-forecaster-<dataset>`, tagged with its backtest metrics,
@@ -124,6 +126,17 @@ def train_forecaster():
             )
 
         @task
+        def pod_arguments(req: dict, params=None) -> list[str]:
+            """The training pod's `seqops train --fit-only` arguments for this dataset and run."""
+            params = params or {}
+            return [
+                "train", "--fit-only", "--result-file", "/airflow/xcom/return.json",
+                "--dataset", req["dataset"], "--profile", params["profile"],
+                "--max-epochs", str(params["max_epochs"]), "--time-budget-s", str(params["time_budget_s"]),
+                "--history-days", str(params["history_days"]), "--reason", req["reason"],
+            ]  # fmt: skip
+
+        @task
         def backtest(trained: dict) -> dict:
             """Model vs naive and seasonal naive on the same folds; metrics and plot into the same run."""
             from seqops.core.settings import get_settings
@@ -145,11 +158,31 @@ def train_forecaster():
             outlet_events[CHALLENGER].extra = {"datasets": [dataset], "version": result["version"]}
             return result
 
-        trained = train(req)
+        if _settings.training_pod_template is None:
+            trained = train(req)
+        else:  # on Kubernetes: the fit runs in its own pod (a GPU node), the rest in the workers
+            trained = _training_pod(pod_arguments(req)).output
         features_ready(req) >> trained
         register(backtest(trained))
 
     each_dataset.expand(req=requests())
+
+
+def _training_pod(arguments):
+    """The train step as a KubernetesPodOperator pod from SEQOPS_TRAINING_POD_TEMPLATE (its image, GPU
+    request, node selector and tolerations); the pod's result comes back as the task's XCom."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    return KubernetesPodOperator(
+        task_id="train",
+        pod_template_file=str(_settings.training_pod_template),
+        cmds=["seqops"],
+        arguments=arguments,
+        do_xcom_push=True,
+        get_logs=True,
+        on_finish_action="delete_succeeded_pod",
+        execution_timeout=timedelta(hours=3),
+    )
 
 
 train_forecaster()

@@ -665,8 +665,19 @@ def train(
     max_epochs: Annotated[int, typer.Option()] = 30,
     time_budget_s: Annotated[float, typer.Option(help="Training wall-time budget in seconds.")] = 900,
     history_days: Annotated[int, typer.Option(help="How far back training origins reach.")] = 730,
+    reason: Annotated[str, typer.Option(help="Why this training runs (recorded on the run).")] = "manual",
+    fit_only: Annotated[
+        bool, typer.Option("--fit-only", help="Train and log the run, no backtest or registration.")
+    ] = False,
+    result_file: Annotated[
+        Path | None,
+        typer.Option(help="Also write the result JSON here (a training pod: /airflow/xcom/return.json)."),
+    ] = None,
 ) -> None:
-    """Train, backtest and register a forecaster (what the train_forecaster DAG runs), with progress."""
+    """Train, backtest and register a forecaster (what the train_forecaster DAG runs), with progress.
+
+    With --fit-only it is the DAG's train step alone, as a KubernetesPodOperator pod runs it.
+    """
     from seqops.flows import train as flow
 
     settings = get_settings()
@@ -674,10 +685,18 @@ def train(
         dataset,
         profile=profile,
         history_days=history_days,
+        reason=reason,
         settings=settings,
         progress=_say,
         overrides={"max_epochs": max_epochs, "time_budget_s": time_budget_s},
     )
+    if fit_only:
+        text = json.dumps(trained, default=str)
+        if result_file is not None:
+            result_file.parent.mkdir(parents=True, exist_ok=True)
+            result_file.write_text(text)
+        typer.echo(text)
+        return
     evaluated = flow.backtest(trained, settings=settings, progress=_say)
     typer.echo(json.dumps(flow.register(evaluated, settings=settings, progress=_say), default=str))
 

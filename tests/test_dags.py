@@ -114,6 +114,47 @@ def test_train_forecaster_task_graph_and_schedule(dagbag):
     assert set(dag.params) >= {"dataset", "profile", "max_epochs", "time_budget_s"}
 
 
+def test_on_kubernetes_the_train_step_is_a_pod_on_the_gpu_template(monkeypatch):
+    """SEQOPS_TRAINING_POD_TEMPLATE turns the train step into a KubernetesPodOperator pod that runs
+    `seqops train --fit-only` and hands its result to the backtest as the XCom; the graph is the same."""
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    template = Path(__file__).resolve().parents[1] / "infra" / "k8s" / "training-pod.yaml"
+    monkeypatch.setenv("SEQOPS_TRAINING_POD_TEMPLATE", str(template))
+    bag = DagBag(dag_folder=str(DAGS / "train_forecaster.py"))
+    assert bag.import_errors == {}
+    dag = bag.dags["train_forecaster"]
+    pod = dag.get_task("each_dataset.train")
+    assert isinstance(pod, KubernetesPodOperator)
+    assert pod.pod_template_file == str(template) and pod.cmds == ["seqops"] and pod.do_xcom_push
+    assert "each_dataset.pod_arguments" in pod.upstream_task_ids
+    assert dag.get_task("each_dataset.backtest").upstream_task_ids == {"each_dataset.train"}
+    spec = yaml.safe_load(template.read_text())["spec"]
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1" and spec["tolerations"]
+
+
+def test_the_training_pods_arguments_are_a_fit_only_seqops_train(monkeypatch):
+    from seqops.cli import app
+
+    monkeypatch.setenv("SEQOPS_TRAINING_POD_TEMPLATE", "/nonexistent/pod.yaml")
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(DAGS / "train_forecaster.py")).dags["train_forecaster"]
+    make = dag.get_task("each_dataset.pod_arguments").python_callable
+    args = make(
+        {"dataset": "pjm", "reason": "drift: DOM"},
+        params={"profile": "default", "max_epochs": 3, "time_budget_s": 60, "history_days": 90},
+    )
+    assert args[:4] == ["train", "--fit-only", "--result-file", "/airflow/xcom/return.json"]
+    from typer.main import get_command
+
+    train = get_command(app).commands["train"]  # every argument is an option the command knows
+    known = {opt for p in train.params for opt in p.opts}
+    assert {a for a in args[1:] if a.startswith("--")} <= known
+
+
 def test_airflowignore_keeps_helpers_out_of_the_dag_folder():
     ignore = (DAGS / ".airflowignore").read_text().split()
     assert sorted(ignore) == sorted(name.replace(".", "\\.") for name in IGNORED)

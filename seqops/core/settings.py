@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     train_time_budget_s: int = Field(
         900, ge=10, description="train_forecaster's default training wall-time budget (time_budget_s)."
     )
+    training_pod_template: Path | None = Field(
+        None,
+        description="On Kubernetes: a pod template (e.g. infra/k8s/training-pod.yaml, a GPU node) in which "
+        "train_forecaster's train step runs as a KubernetesPodOperator pod; unset: it runs in the worker.",
+    )
     promotion_min_pairs: int = Field(
         48, gt=0, description="Paired live forecasts with actuals a live gate needs."
     )
