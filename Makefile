@@ -81,8 +81,14 @@ bench: $(BENCH) ## The accuracy benchmarks behind benchmarks/README.md (M4 Hourl
 	$(BIN)/seqops bench etth1 --seeds 3 --jobs 2 --out benchmarks/results/etth1.json
 	$(BIN)/python benchmarks/bench_backtest_peers.py --out benchmarks/results/pjm_backtest.json
 
-bench-features: $(RUNTIME) ## The feature-store benchmark
-	$(BIN)/python benchmarks/bench_features.py
+bench-features: $(RUNTIME) ## The feature-store benchmark (seqops next to plain Feast)
+	$(BIN)/python benchmarks/bench_features.py --out benchmarks/results/features.json
+
+bench-platform: bench-features $(RUNTIME) ## The platform's own benchmarks: features, ingest, serving, drift, scale
+	$(BIN)/python benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
+	$(BIN)/python benchmarks/bench_serving.py --out benchmarks/results/serving.json
+	$(BIN)/python benchmarks/bench_drift.py --out benchmarks/results/drift.json
+	$(BIN)/python benchmarks/bench_scale.py --out benchmarks/results/scale.json
 
 bench-neuralforecast: $(BENCH) ## Our LSTM vs NeuralForecast's LSTM, side by side (the bench lock)
 	$(BIN)/python benchmarks/bench_neuralforecast.py --threads 1 --steps 500
@@ -96,4 +102,4 @@ clean: down ## Stop the platform and delete its state (SEQOPS_HOME, default ~/.s
 	@home=$$($(BIN)/python -c 'from seqops.core.settings import Settings; print(Settings().home)') && \
 	  echo "removing $$home" && rm -rf "$$home"
 
-.PHONY: help sysdeps venv up up-production down-production down status lint test test-fast bench bench-features bench-neuralforecast lock clean
+.PHONY: help sysdeps venv up up-production down-production down status lint test test-fast bench bench-features bench-platform bench-neuralforecast lock clean

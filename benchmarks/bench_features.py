@@ -1,6 +1,7 @@
 """Feature-store benchmark: seqops next to plain Feast on the same data, in the same run.
 
-Not a test: it prints numbers and ratios and writes them to ``benchmarks/results/`` (git-ignored).
+Not a test: it prints numbers and ratios and writes them to ``benchmarks/results/features.json``
+(``--out``), with the command, commit and machine; the committed file feeds ``features/README.md``.
 
 Data: M4 Hourly training series (414 series, 700 or 960 points; /work/shared/data/m4_hourly or
 ``--m4``). M4 has no timestamps: series get hourly timestamps from a fixed epoch, 2000-01-01 00:00
@@ -278,6 +279,7 @@ def main() -> None:
     parser.add_argument("--pjm-dir", type=Path, default=SHARED / "pjm_hourly")
     parser.add_argument("--no-pjm", action="store_true", help="skip the PJM parity run")
     parser.add_argument("--reads", type=int, default=300, help="online reads per measurement")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "features.json")
     parser.add_argument(
         "--ttl-study", action="store_true", help="also build the training set with the input-view TTL = H"
     )
@@ -500,10 +502,12 @@ def main() -> None:
         dict(zip(("metric", "seqops", "plain", "seqops_better_x"), r, strict=True)) for r in rows
     ]
     results["load_avg_at_end"] = os.getloadavg()
-    out_dir = REPO / "benchmarks" / "results"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"bench_features_{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(results, indent=2, default=str))
+    from seqops.training.bench import provenance
+
+    results["provenance"] = provenance(threads=None)
+    out = args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
     print(f"\n{'metric':<42}{'seqops':>12}{'plain':>12}   seqops better by")
     for label, ours, theirs, better in rows:
