@@ -82,7 +82,7 @@ bench: $(BENCH) ## The accuracy benchmarks behind benchmarks/README.md (M4 Hourl
 	$(BIN)/python benchmarks/bench_backtest_peers.py --out benchmarks/results/pjm_backtest.json
 
 bench-features: $(RUNTIME) ## The feature-store benchmark (seqops next to plain Feast)
-	$(BIN)/python benchmarks/bench_features.py --out benchmarks/results/features.json
+	$(BIN)/python benchmarks/bench_features.py --ttl-study --out benchmarks/results/features.json
 
 bench-platform: bench-features $(RUNTIME) ## The platform's own benchmarks: features, ingest, serving, drift, scale
 	$(BIN)/python benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
