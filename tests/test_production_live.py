@@ -80,6 +80,7 @@ def test_the_lifecycle_on_postgres_redis_celery_and_s3(tmp_path, pjm_source, mon
         _lifecycle(env, tmp_path, pjm_source)
     finally:
         down = subprocess.run([str(STACK), "purge"], env=env, capture_output=True, text=True, timeout=300)
+        Path(env["SEQOPS_SERVICES_DIR"] + ".lock").unlink(missing_ok=True)  # services.sh's lock file
         assert down.returncode == 0, down.stderr[-2000:]
 
 
