@@ -22,13 +22,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def platform_ports() -> dict[str, str]:
+    """A free port for each web surface of a platform started by a test."""
+    names = ("AIRFLOW", "MLFLOW", "SERVING", "EVIDENTLY")
+    return {f"SEQOPS_{name}_PORT": str(free_port()) for name in names}
+
+
 def platform_env(home: Path) -> dict[str, str]:
     env = {
         "SEQOPS_HOME": str(home),
-        "SEQOPS_AIRFLOW_PORT": str(free_port()),
-        "SEQOPS_MLFLOW_PORT": str(free_port()),
-        "SEQOPS_SERVING_PORT": str(free_port()),
-        "SEQOPS_EVIDENTLY_PORT": str(free_port()),
+        **platform_ports(),
         "SEQOPS_FEATURES_DATASETS": "pjm",
         "SEQOPS_APPROVERS": "alice",
         "SEQOPS_PROMOTION_MIN_PAIRS": str(MIN_PAIRS),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from promotion_live import free_port, platform_ports
 
 pytestmark = [pytest.mark.slow, pytest.mark.services]
 
@@ -30,12 +30,6 @@ STACK = Path(__file__).resolve().parents[1] / "infra" / "local" / "production.sh
 WORKLOAD = re.compile(
     r"Executing workload in Celery: .*?task_id='([^']+)', dag_id='([^']+)', run_id='([^']+)'"
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stack_env(tmp_path: Path) -> dict[str, str]:
@@ -47,13 +41,10 @@ def _stack_env(tmp_path: Path) -> dict[str, str]:
             "SEQOPS_HOME": str(tmp_path / "home"),
             "SEQOPS_SERVICES_DIR": services_dir,
             "SEQOPS_BIN": str(Path(sys.executable).parent),
-            "SEQOPS_SERVICES_PG_PORT": str(_free_port()),
-            "SEQOPS_SERVICES_REDIS_PORT": str(_free_port()),
-            "SEQOPS_S3_PORT": str(_free_port()),
-            "SEQOPS_AIRFLOW_PORT": str(_free_port()),
-            "SEQOPS_MLFLOW_PORT": str(_free_port()),
-            "SEQOPS_SERVING_PORT": str(_free_port()),
-            "SEQOPS_EVIDENTLY_PORT": str(_free_port()),
+            "SEQOPS_SERVICES_PG_PORT": str(free_port()),
+            "SEQOPS_SERVICES_REDIS_PORT": str(free_port()),
+            "SEQOPS_S3_PORT": str(free_port()),
+            **platform_ports(),
             "SEQOPS_FEATURES_DATASETS": "pjm",
             "SEQOPS_APPROVERS": "alice",
             "SEQOPS_TRAIN_MAX_EPOCHS": "1",
