@@ -774,7 +774,7 @@ def _peer_names(peers: str) -> tuple[str, ...]:
 
 
 _THREADS = typer.Option(help="torch threads per member (1 is fastest on a busy 2-core machine).")
-_JOBS = typer.Option(help="Seeds trained at once, each in its own process.")
+_JOBS = typer.Option(min=1, help="Seeds trained at once, each in its own process.")
 
 
 @bench_app.command("m4-hourly")
@@ -793,7 +793,7 @@ def bench_m4(
         ),
     ] = "test",
     seeds: Annotated[
-        int, typer.Option(help="Seeds: reported one by one, as mean and spread, and as an ensemble.")
+        int, typer.Option(min=1, help="Seeds: reported one by one, as mean and spread, and as an ensemble.")
     ] = 3,
     jobs: Annotated[int, _JOBS] = 1,
     peers: Annotated[
@@ -858,7 +858,7 @@ def bench_m4_select(
         Path | None,
         typer.Option(help="Folder with Hourly-train.csv (default $SEQOPS_BENCH_DATA_DIR/m4_hourly)."),
     ] = None,
-    jobs: Annotated[int, typer.Option(help="Variants trained at once, each in its own process.")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, help="Variants trained at once, each in its own process.")] = 1,
     out: Annotated[
         Path | None,
         typer.Option(help="Report file (default $SEQOPS_HOME/benchmarks/m4_hourly_selection.json)."),
@@ -884,7 +884,7 @@ def bench_etth1_cmd(
         Path | None, typer.Option(help="Folder with ETTh1.csv (default $SEQOPS_BENCH_DATA_DIR/ETTh1).")
     ] = None,
     horizons: Annotated[str, typer.Option(help="Comma-separated horizons.")] = "24,48,96,168,192,336,720",
-    seeds: Annotated[int, typer.Option(help="Seeds per horizon.")] = 3,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per horizon.")] = 3,
     jobs: Annotated[int, _JOBS] = 1,
     out: Annotated[
         Path | None, typer.Option(help="Report file (default $SEQOPS_HOME/benchmarks/etth1.json).")
@@ -895,7 +895,15 @@ def bench_etth1_cmd(
     """ETTh1 univariate OT, the Informer protocol: MSE / MAE on the z-scored scale, per horizon."""
     from seqops.training.bench import bench_etth1
 
-    chosen = tuple(int(h) for h in horizons.split(","))
+    try:
+        chosen = tuple(int(h) for h in horizons.split(","))
+        if min(chosen) < 1:
+            raise ValueError(horizons)
+    except ValueError:
+        _say(
+            f"error: --horizons {horizons!r}: give positive whole numbers separated by commas, e.g. 24,48,96"
+        )
+        raise typer.Exit(2) from None
     report = bench_etth1(
         data_dir or _bench_data("ETTh1"),
         chosen,

@@ -31,3 +31,10 @@ def test_an_unknown_peer_is_named(tmp_path):
     )
     assert result.exit_code == 2
     assert "unknown peer(s) prophet" in result.output and "autoets" in result.output
+
+
+def test_bad_horizons_and_seed_counts_are_named(tmp_path):
+    bad = CliRunner().invoke(app, ["bench", "etth1", "--horizons", "24,x", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "--horizons '24,x'" in bad.output
+    none = CliRunner().invoke(app, ["bench", "m4-hourly", "--seeds", "0", "--out", str(tmp_path / "x")])
+    assert none.exit_code == 2 and "--seeds" in none.output
