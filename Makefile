@@ -9,6 +9,8 @@ REQ := requirements
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 BENCH := $(VENV)/.bench-installed
+# checkov (the Terraform policy check) cannot share a lock with the platform: it gets its own venv.
+CHECKOV := .venv-checkov/.installed
 # torch==2.13.0+cpu is PyTorch's CPU wheel, published on its CPU index. Where pip's configuration
 # does not already provide it (a find-links folder or a mirror), pass the index:
 #   make up PIP_TORCH="--extra-index-url https://download.pytorch.org/whl/cpu"
@@ -36,6 +38,11 @@ $(DEV): $(RUNTIME) $(REQ)/dev.txt
 $(BENCH): $(RUNTIME) $(REQ)/bench.txt
 	$(PIP_INSTALL) -r $(REQ)/bench.txt
 	@touch $(BENCH)
+
+$(CHECKOV): $(REQ)/checkov.txt
+	@test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet -r $(REQ)/checkov.txt
+	@touch $(CHECKOV)
 
 venv: $(RUNTIME) ## Create .venv with the runtime lock (what `make up` needs, nothing more)
 
@@ -69,10 +76,10 @@ lint: $(DEV) ## ruff lint and format check, and the import-linter layer contract
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation --no-index --target build/importview .
 	cd build && PYTHONPATH=importview ../$(BIN)/lint-imports --no-cache --config ../pyproject.toml
 
-test: lint sysdeps ## Lint, then run the whole test suite (throw-away PostgreSQL and Redis for the production tests)
+test: lint sysdeps $(CHECKOV) ## Lint, then run the whole test suite (throw-away PostgreSQL and Redis for the production tests)
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
-test-fast: $(DEV) ## Run the suite without tests marked slow
+test-fast: $(DEV) $(CHECKOV) ## Run the suite without tests marked slow
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_ARGS)
 
 bench: $(BENCH) ## The accuracy benchmarks behind benchmarks/README.md (M4 Hourly, ETTh1, the PJM backtest, with their peers)
@@ -97,6 +104,7 @@ lock: $(DEV) ## Re-resolve the locks from pyproject.toml: runtime, then dev and 
 	$(COMPILE) -o $(REQ)/runtime.txt pyproject.toml
 	$(COMPILE) --extra dev -c $(REQ)/runtime.txt -o $(REQ)/dev.txt pyproject.toml
 	$(COMPILE) --extra bench -c $(REQ)/runtime.txt -o $(REQ)/bench.txt pyproject.toml
+	$(COMPILE) -o $(REQ)/checkov.txt $(REQ)/checkov.in
 
 clean: down ## Stop the platform and delete its state (SEQOPS_HOME, default ~/.seqops)
 	@home=$$($(BIN)/python -c 'from seqops.core.settings import Settings; print(Settings().home)') && \

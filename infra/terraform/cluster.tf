@@ -1,6 +1,5 @@
 module "eks" {
-  source  = "terraform-aws-modules/eks/aws"
-  version = "~> 20.31"
+  source = "git::https://github.com/terraform-aws-modules/terraform-aws-eks.git?ref=8a0efdbbc84180a26e0bacfd2b6fcfceac53b3b6" # v20.37.2
 
   cluster_name    = local.name
   cluster_version = var.kubernetes_version
@@ -17,6 +16,9 @@ module "eks" {
     kube-proxy             = {}
     vpc-cni                = {}
     eks-pod-identity-agent = {}
+    aws-efs-csi-driver = {
+      service_account_role_arn = module.efs_csi_irsa.iam_role_arn
+    }
   }
 
   eks_managed_node_groups = {

@@ -19,6 +19,30 @@ resource "aws_security_group" "postgres" {
   }
 }
 
+# Slow statements (over a second) and schema changes go to the PostgreSQL log, exported to CloudWatch.
+resource "aws_db_parameter_group" "postgres" {
+  name_prefix = "${local.name}-postgres16-"
+  family      = "postgres16"
+  description = "seqops: TLS only; log slow statements and DDL"
+
+  parameter {
+    name  = "rds.force_ssl"
+    value = "1"
+  }
+  parameter {
+    name  = "log_min_duration_statement"
+    value = "1000"
+  }
+  parameter {
+    name  = "log_statement"
+    value = "ddl"
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
 resource "aws_db_instance" "postgres" {
   identifier     = local.name
   engine         = "postgres"
@@ -40,6 +64,14 @@ resource "aws_db_instance" "postgres" {
   vpc_security_group_ids = [aws_security_group.postgres.id]
   publicly_accessible    = false
   multi_az               = var.db_multi_az
+  parameter_group_name   = aws_db_parameter_group.postgres.name
+
+  iam_database_authentication_enabled = true # IAM sign-in besides passwords (a role needs rds-db:connect)
+  auto_minor_version_upgrade          = true # in the maintenance window
+  copy_tags_to_snapshot               = true
+  enabled_cloudwatch_logs_exports     = ["postgresql", "upgrade"]
+  monitoring_interval                 = 60
+  monitoring_role_arn                 = aws_iam_role.rds_monitoring.arn
 
   backup_retention_period         = local.production ? 14 : 3
   deletion_protection             = local.production
@@ -80,9 +112,9 @@ resource "aws_elasticache_replication_group" "redis" {
   node_type            = var.redis_node_type
   port                 = 6379
 
-  num_cache_clusters         = 1 + var.redis_replicas
-  automatic_failover_enabled = var.redis_replicas > 0
-  multi_az_enabled           = var.redis_replicas > 0
+  num_cache_clusters         = var.redis_multi_az ? 2 : 1 # a replica in a second zone to fail over to
+  automatic_failover_enabled = var.redis_multi_az
+  multi_az_enabled           = var.redis_multi_az
 
   subnet_group_name  = aws_elasticache_subnet_group.redis.name
   security_group_ids = [aws_security_group.redis.id]

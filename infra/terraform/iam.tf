@@ -1,7 +1,20 @@
 resource "aws_kms_key" "platform" {
-  description             = "${local.name}: data, artifacts, databases and secrets"
+  description             = "${local.name}: data, artifacts, databases, the shared home and secrets"
   deletion_window_in_days = local.production ? 30 : 7
   enable_key_rotation     = true
+
+  # AWS's default key policy, written out: the account delegates to IAM, so who may use the key is
+  # decided by IAM policies (the IRSA roles below) and by the services' grants (RDS, EFS, S3).
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{
+      Sid       = "AccountIAMPolicies"
+      Effect    = "Allow"
+      Principal = { AWS = "arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root" }
+      Action    = "kms:*"
+      Resource  = "*" # in a key policy, "*" is this key
+    }]
+  })
 }
 
 resource "aws_kms_alias" "platform" {
@@ -17,12 +30,12 @@ data "aws_iam_policy_document" "platform" {
   statement {
     sid       = "ListBuckets"
     actions   = ["s3:ListBucket", "s3:GetBucketLocation"]
-    resources = [for b in aws_s3_bucket.this : b.arn]
+    resources = [module.artifacts_bucket.arn, module.data_bucket.arn]
   }
   statement {
     sid       = "ReadWriteObjects"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = [for b in aws_s3_bucket.this : "${b.arn}/*"]
+    resources = ["${module.artifacts_bucket.arn}/*", "${module.data_bucket.arn}/*"]
   }
   statement {
     sid       = "UseTheKey"
@@ -43,12 +56,12 @@ data "aws_iam_policy_document" "serving" {
   statement {
     sid       = "ListArtifacts"
     actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.this["artifacts"].arn]
+    resources = [module.artifacts_bucket.arn]
   }
   statement {
     sid       = "ReadArtifacts"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.this["artifacts"].arn}/*"]
+    resources = ["${module.artifacts_bucket.arn}/*"]
   }
   statement {
     sid       = "UseTheKey"
@@ -76,8 +89,7 @@ resource "aws_iam_policy" "serving" {
 }
 
 module "platform_irsa" {
-  source  = "terraform-aws-modules/iam/aws//modules/iam-role-for-service-accounts-eks"
-  version = "~> 5.48"
+  source = "git::https://github.com/terraform-aws-modules/terraform-aws-iam.git//modules/iam-role-for-service-accounts-eks?ref=0792d7f2753c265e3d610a58348fa1c551cbe4b8" # v5.59.0
 
   role_name = "${local.name}-platform"
   role_policy_arns = {
@@ -92,8 +104,7 @@ module "platform_irsa" {
 }
 
 module "serving_irsa" {
-  source  = "terraform-aws-modules/iam/aws//modules/iam-role-for-service-accounts-eks"
-  version = "~> 5.48"
+  source = "git::https://github.com/terraform-aws-modules/terraform-aws-iam.git//modules/iam-role-for-service-accounts-eks?ref=0792d7f2753c265e3d610a58348fa1c551cbe4b8" # v5.59.0
 
   role_name = "${local.name}-serving"
   role_policy_arns = {
@@ -105,4 +116,39 @@ module "serving_irsa" {
       namespace_service_accounts = ["${var.serving_namespace}:seqops-serving"]
     }
   }
+}
+
+# The EFS CSI driver (the shared SEQOPS_HOME volume, storage.tf) provisions access points with it.
+module "efs_csi_irsa" {
+  source = "git::https://github.com/terraform-aws-modules/terraform-aws-iam.git//modules/iam-role-for-service-accounts-eks?ref=0792d7f2753c265e3d610a58348fa1c551cbe4b8" # v5.59.0
+
+  role_name             = "${local.name}-efs-csi"
+  attach_efs_csi_policy = true
+  oidc_providers = {
+    main = {
+      provider_arn               = module.eks.oidc_provider_arn
+      namespace_service_accounts = ["kube-system:efs-csi-controller-sa"]
+    }
+  }
+}
+
+# RDS enhanced monitoring publishes OS metrics through this role (AWS's managed policy for it).
+data "aws_iam_policy_document" "rds_monitoring_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["monitoring.rds.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "rds_monitoring" {
+  name               = "${local.name}-rds-monitoring"
+  assume_role_policy = data.aws_iam_policy_document.rds_monitoring_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "rds_monitoring" {
+  role       = aws_iam_role.rds_monitoring.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
 }

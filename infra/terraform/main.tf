@@ -4,14 +4,22 @@
 
 data "aws_caller_identity" "current" {}
 
-data "aws_availability_zones" "available" {
+data "aws_partition" "current" {}
+
+# The zones are named by ID (stable across accounts) and allow-listed, so the set never grows by
+# itself when AWS opens a zone in the region.
+data "aws_availability_zones" "selected" {
   state = "available"
+  filter {
+    name   = "zone-id"
+    values = var.availability_zone_ids
+  }
 }
 
 locals {
   name       = "${var.project}-${var.environment}"
   account_id = data.aws_caller_identity.current.account_id
-  azs        = slice(data.aws_availability_zones.available.names, 0, var.availability_zones)
+  azs        = data.aws_availability_zones.selected.names
   production = var.environment == "prod"
 
   tags = merge(

@@ -23,6 +23,11 @@ output "redis_endpoint" {
   value       = aws_elasticache_replication_group.redis.primary_endpoint_address
 }
 
+output "shared_home_volume_handle" {
+  description = "volumeHandle of the shared SEQOPS_HOME volume (EFS file system and access point) for infra/k8s/shared-home.yaml."
+  value       = "${aws_efs_file_system.home.id}::${aws_efs_access_point.home.id}"
+}
+
 output "platform_secret_arn" {
   description = "Secrets Manager ARN of the platform's logins and keys."
   value       = aws_secretsmanager_secret.platform.arn
@@ -43,8 +48,8 @@ output "seqops_settings" {
   value = {
     SEQOPS_PROFILE              = "production"
     SEQOPS_AIRFLOW_EXECUTOR     = "KubernetesExecutor"
-    SEQOPS_MLFLOW_ARTIFACT_ROOT = "s3://${aws_s3_bucket.this["artifacts"].bucket}/mlflow"
-    SEQOPS_OBJECT_STORE_ROOT    = "s3://${aws_s3_bucket.this["data"].bucket}"
+    SEQOPS_MLFLOW_ARTIFACT_ROOT = "s3://${module.artifacts_bucket.id}/mlflow"
+    SEQOPS_OBJECT_STORE_ROOT    = "s3://${module.data_bucket.id}"
     SEQOPS_FEAST_ONLINE_REDIS   = "${aws_elasticache_replication_group.redis.primary_endpoint_address}:6379,ssl=true"
   }
 }

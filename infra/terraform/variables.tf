@@ -30,13 +30,12 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 }
 
-variable "availability_zones" {
-  type        = number
-  description = "How many availability zones to spread subnets and nodes over."
-  default     = 3
+variable "availability_zone_ids" {
+  type        = list(string)
+  description = "Zone IDs (e.g. euw1-az1) to spread subnets, nodes and the shared volume over; IDs name the same zones in every account."
 
   validation {
-    condition     = var.availability_zones >= 2 && var.availability_zones <= 4
+    condition     = length(var.availability_zone_ids) >= 2 && length(var.availability_zone_ids) <= 4
     error_message = "use 2 to 4 availability zones."
   }
 }
@@ -85,8 +84,8 @@ variable "db_allocated_storage_gb" {
 
 variable "db_multi_az" {
   type        = bool
-  description = "Run RDS with a standby in a second zone."
-  default     = false
+  description = "Run RDS with a standby in a second zone (on by default; dev turns it off to halve the cost)."
+  default     = true
 }
 
 variable "redis_node_type" {
@@ -95,16 +94,22 @@ variable "redis_node_type" {
   default     = "cache.t4g.small"
 }
 
-variable "redis_replicas" {
-  type        = number
-  description = "Read replicas next to the Redis primary (0 for none; 1 or more enables failover)."
-  default     = 0
+variable "redis_multi_az" {
+  type        = bool
+  description = "Keep a Redis replica in a second zone with automatic failover (on by default; dev turns it off)."
+  default     = true
 }
 
 variable "artifact_retention_days" {
   type        = number
   description = "Days noncurrent versions of objects are kept before expiring."
   default     = 90
+}
+
+variable "access_log_retention_days" {
+  type        = number
+  description = "Days the buckets' server access logs are kept."
+  default     = 365
 }
 
 variable "serving_namespace" {

@@ -4,7 +4,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.80"
+      version = "~> 5.95" # the EKS module v20.37 needs >= 5.95, < 6
     }
     random = {
       source  = "hashicorp/random"
