@@ -646,6 +646,10 @@ def replay_cmd(
 @app.command()
 def serve(
     port: Annotated[int | None, typer.Option(help="Port (default SEQOPS_SERVING_PORT, 8000).")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Worker processes (default SEQOPS_SERVING_WORKERS, 1)."),
+    ] = None,
 ) -> None:
     """Run the prediction service in the foreground on the configured host (127.0.0.1)."""
     import uvicorn
@@ -653,7 +657,14 @@ def serve(
     from seqops.serving.app import create_app
 
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=settings.host, port=port or settings.serving_port, workers=1)
+    workers = workers or settings.serving_workers
+    # No access log: a line per forecast costs more than the forecast's own logging; /metrics counts
+    # requests by outcome and the prediction log holds every forecast.
+    options = {"host": settings.host, "port": port or settings.serving_port, "access_log": False}
+    if workers == 1:
+        uvicorn.run(create_app(settings), workers=1, **options)
+    else:  # each worker process builds its own app from the same environment
+        uvicorn.run("seqops.serving.app:create_app", factory=True, workers=workers, **options)
 
 
 @app.command()

@@ -9,6 +9,8 @@ served path. Requests need ``Authorization: Bearer <token>`` (``SEQOPS_SERVING_T
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at runtime.
+import asyncio
+import json
 import secrets as pysecrets
 import time
 import uuid
@@ -17,6 +19,9 @@ from typing import Any
 
 from seqops.core.secrets import stored_secret
 from seqops.core.settings import Settings
+
+#: Requests for at most this many series are answered on the event loop; larger ones in a thread.
+INLINE_SERIES = 16
 
 
 def create_app(
@@ -32,6 +37,7 @@ def create_app(
     (default ``settings.serving_refresh_s``).
     """
     from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request, Response
+    from fastapi.concurrency import run_in_threadpool
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from prometheus_client import (
         CONTENT_TYPE_LATEST,
@@ -44,7 +50,8 @@ def create_app(
     from pydantic import BaseModel, Field
 
     from seqops.serving.log import PredictionLog
-    from seqops.serving.router import ForecastError, Router
+    from seqops.serving.router import ForecastError, Router, freeze_heap
+    from seqops.serving.shadow import ShadowScorer
 
     if settings is None:
         from seqops.core.settings import get_settings
@@ -55,6 +62,7 @@ def create_app(
     every = settings.serving_refresh_s if refresh_s is None else refresh_s
     routers = {name: Router(settings, name, refresh_s=every) for name in names}
     log = PredictionLog(settings)
+    scorer = ShadowScorer(log)
 
     metrics = CollectorRegistry()
     latency = Histogram(
@@ -87,14 +95,21 @@ def create_app(
     )
     shadow_seconds = Histogram(
         "seqops_shadow_latency_seconds",
-        "Shadow forecasts (off the served path)",
+        "Shadow forecasts (off the served path): from the answer to the shadow rows committed",
+        ["dataset"],
+        registry=metrics,
+    )
+    shadow_dropped = Counter(
+        "seqops_shadow_dropped_total",
+        "Shadow forecasts not made because the shadow queue was full",
         ["dataset"],
         registry=metrics,
     )
 
     bearer = HTTPBearer(auto_error=False)
 
-    def authorized(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    # async: a plain comparison, so it runs on the event loop instead of taking a worker thread
+    async def authorized(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if credentials is None or not pysecrets.compare_digest(credentials.credentials, expected):
             raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
@@ -107,7 +122,13 @@ def create_app(
 
     @app.on_event("startup")
     def _load() -> None:
+        import torch
+
         from seqops.features.store import online_reader
+
+        # One thread per forward pass: a request forecasts a few series, where splitting one small
+        # matrix product over cores costs more than it saves, and concurrent requests use the cores.
+        torch.set_num_threads(1)
 
         for name, router in routers.items():
             router.refresh(force=True)
@@ -115,6 +136,12 @@ def create_app(
                 online_reader(name, settings)
             except Exception as exc:
                 router.errors["features"] = f"feature store not readable yet: {exc}"
+            router.refresh_in_background()
+        freeze_heap()  # after the imports and the models: see freeze_heap
+
+    @app.on_event("shutdown")
+    def _drain() -> None:
+        scorer.close()
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -145,18 +172,10 @@ def create_app(
             for name, router in routers.items()
         }
 
-    @app.post("/v1/forecast", dependencies=[Depends(authorized)])
-    def forecast(body: ForecastRequest, background: BackgroundTasks, request: Request) -> dict[str, Any]:
-        router = routers.get(body.dataset)
-        if router is None:
-            requests_total.labels(body.dataset, "404").inc()
-            raise HTTPException(
-                404, f"unknown dataset {body.dataset!r}; served: {', '.join(sorted(routers))}"
-            )
-        if body.as_of is not None and body.as_of.tzinfo is None:
-            raise HTTPException(422, "as_of must carry a UTC offset, e.g. 2018-08-01T00:00:00Z")
+    def answer(body: ForecastRequest, request_id: str, background: BackgroundTasks) -> Response:
+        """Forecast, commit to the log, then answer (blocking: the caller picks the thread)."""
+        router = routers[body.dataset]
         began = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
         later: list = []
         try:
             served, logged = router.forecast(
@@ -176,15 +195,18 @@ def create_app(
         freshness.labels(body.dataset).set((datetime.now(UTC) - newest).total_seconds())
         requests_total.labels(body.dataset, "200").inc()
         if later:
+            queued = time.perf_counter()
+            done = scorer.submit(later)
+            if done is None:
+                shadow_dropped.labels(body.dataset).inc(len(later))
+            else:
 
-            def run_shadow() -> None:
-                t0 = time.perf_counter()
-                for job in later:
-                    log.record(job())
-                shadow_seconds.labels(body.dataset).observe(time.perf_counter() - t0)
+                async def wait_shadow() -> None:  # after the response, on the loop: no thread waits
+                    await asyncio.wrap_future(done)
+                    shadow_seconds.labels(body.dataset).observe(time.perf_counter() - queued)
 
-            background.add_task(run_shadow)
-        return {
+                background.add_task(wait_shadow)
+        payload = {
             "request_id": request_id,
             "dataset": body.dataset,
             "forecasts": [
@@ -199,6 +221,24 @@ def create_app(
                 for f in served
             ],
         }
+        # plain JSON types already: skip FastAPI's generic encoder, which walks every float
+        return Response(json.dumps(payload), media_type="application/json", background=background)
+
+    @app.post("/v1/forecast", dependencies=[Depends(authorized)])
+    async def forecast(body: ForecastRequest, background: BackgroundTasks, request: Request) -> Response:
+        if body.dataset not in routers:
+            requests_total.labels(body.dataset, "404").inc()
+            raise HTTPException(
+                404, f"unknown dataset {body.dataset!r}; served: {', '.join(sorted(routers))}"
+            )
+        if body.as_of is not None and body.as_of.tzinfo is None:
+            raise HTTPException(422, "as_of must carry a UTC offset, e.g. 2018-08-01T00:00:00Z")
+        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        if len(body.series_ids) <= INLINE_SERIES:
+            # A few series take about a millisecond of CPU: answering on the event loop saves the
+            # hop to a worker thread and the GIL hand-offs between threads, which cost more.
+            return answer(body, request_id, background)
+        return await run_in_threadpool(answer, body, request_id, background)
 
     return app
 

@@ -3,11 +3,19 @@
 SQLite under ``SEQOPS_HOME/serving/`` (embedded) or PostgreSQL (``SEQOPS_PREDICTION_LOG_URL``), through
 SQLAlchemy Core. A forecast is acknowledged only after its rows are committed; (request_id,
 series_id, arm) is unique, so a retried request or batch never logs a forecast twice.
+
+Concurrent requests of one process share commits (group commit): a writer takes every row waiting
+at that moment into one transaction and each request returns once the transaction holding its rows
+committed. SQLite allows one writer at a time and its busy handler sleeps up to 100 ms between
+retries, so separate commits from many threads queue behind each other's fsyncs and sleeps; one
+writer per process never waits on another and pays one fsync for many requests. SQLite runs in WAL
+mode with ``synchronous=FULL``: every commit is on disk before the answer.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -16,6 +24,8 @@ from typing import Any
 from seqops.core.settings import Settings
 
 _ENGINES: dict[str, Any] = {}
+_WRITERS: dict[str, _GroupCommit] = {}
+_WRITERS_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -80,39 +90,29 @@ class PredictionLog:
         from sqlalchemy import MetaData, create_engine
 
         url = settings.prediction_log_uri
-        engine = _ENGINES.get(url)
-        if engine is None:
-            if url.startswith("sqlite:///"):
-                settings.serving_dir.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, pool_pre_ping=True)
-            _ENGINES[url] = engine
+        with _WRITERS_LOCK:
+            engine = _ENGINES.get(url)
+            if engine is None:
+                if url.startswith("sqlite:///"):
+                    settings.serving_dir.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(url, pool_pre_ping=True)
+                if engine.dialect.name == "sqlite":
+                    _sqlite_wal(engine)
+                _ENGINES[url] = engine
         self.engine = engine
         self.metadata = MetaData()
         self.table = _table(self.metadata)
         self.metadata.create_all(engine, checkfirst=True)
+        with _WRITERS_LOCK:
+            self._writer = _WRITERS.setdefault(url, _GroupCommit(engine, self.table))
 
     def record(self, forecasts: Iterable[LoggedForecast]) -> int:
-        """Insert forecasts in one transaction; ones already logged (same request, series, arm) are kept."""
+        """Insert forecasts, committed when this returns; ones already logged (same request, series,
+        arm) are kept as they are. Returns how many rows were new."""
         rows = [f.row() for f in forecasts]
         if not rows:
             return 0
-        from sqlalchemy import select, tuple_
-
-        keys = {(r["request_id"], r["series_id"], r["arm"]) for r in rows}
-        t = self.table
-        with self.engine.begin() as conn:
-            present = {
-                tuple(k)
-                for k in conn.execute(
-                    select(t.c.request_id, t.c.series_id, t.c.arm).where(
-                        tuple_(t.c.request_id, t.c.series_id, t.c.arm).in_(list(keys))
-                    )
-                )
-            }
-            fresh = [r for r in rows if (r["request_id"], r["series_id"], r["arm"]) not in present]
-            if fresh:
-                conn.execute(t.insert(), fresh)
-        return len(fresh)
+        return self._writer.commit(rows)
 
     def rows(self, **where: Any) -> list[dict[str, Any]]:
         """Logged rows matching ``where`` (column = value), oldest first, forecasts decoded."""
@@ -158,6 +158,85 @@ class PredictionLog:
                     update(t).where(t.c.id == row_id).values(actual=json.dumps(values), actual_at=now)
                 )
         return len(actuals)
+
+
+class _GroupCommit:
+    """One writer per process and database: rows of concurrent callers share a transaction.
+
+    A caller queues its rows; if no transaction is under way it becomes the writer and commits
+    everything queued (its own rows and those of callers that arrived meanwhile), else it waits for
+    the transaction that takes its rows. A failed transaction fails every caller whose rows it held.
+    """
+
+    def __init__(self, engine: Any, table: Any) -> None:
+        self.engine, self.table = engine, table
+        self._cond = threading.Condition()
+        self._queue: list[tuple[list[dict[str, Any]], dict[str, Any]]] = []
+        self._writing = False
+
+    def commit(self, rows: list[dict[str, Any]]) -> int:
+        ticket: dict[str, Any] = {}
+        with self._cond:
+            self._queue.append((rows, ticket))
+            while "done" not in ticket and self._writing:
+                self._cond.wait()
+            if "done" not in ticket:  # nobody is writing and ours is still queued: write
+                self._writing = True
+                batch, self._queue = self._queue, []
+        if "done" not in ticket:
+            try:
+                counts, error = self._write([r for r, _ in batch]), None
+            except BaseException as exc:  # every caller in the batch hears of it
+                counts, error = [0] * len(batch), exc
+            with self._cond:
+                for (_, t), n in zip(batch, counts, strict=True):
+                    t["done"], t["count"], t["error"] = True, n, error
+                self._writing = False
+                self._cond.notify_all()
+        if ticket["error"] is not None:
+            raise ticket["error"]
+        return ticket["count"]
+
+    def _write(self, batches: list[list[dict[str, Any]]]) -> list[int]:
+        """Insert the batches in one transaction; (request, series, arm) already there is skipped."""
+        from sqlalchemy import select
+
+        t = self.table
+        requests = sorted({r["request_id"] for rows in batches for r in rows})
+        with self.engine.begin() as conn:
+            present = set()
+            for i in range(0, len(requests), 500):  # bounded IN lists (SQLite's variable limit)
+                # by request id alone: the unique index leads with it (a row-value IN list would
+                # make SQLite scan the whole table)
+                part = requests[i : i + 500]
+                query = select(t.c.request_id, t.c.series_id, t.c.arm).where(t.c.request_id.in_(part))
+                present |= {tuple(k) for k in conn.execute(query)}
+            counts, fresh = [], []
+            for rows in batches:
+                new = []
+                for r in rows:
+                    key = (r["request_id"], r["series_id"], r["arm"])
+                    if key not in present:
+                        present.add(key)  # the same forecast twice in one batch is logged once
+                        new.append(r)
+                counts.append(len(new))
+                fresh.extend(new)
+            if fresh:
+                conn.execute(t.insert(), fresh)
+        return counts
+
+
+def _sqlite_wal(engine: Any) -> None:
+    """WAL journal (readers never block the writer), FULL sync (a commit is on disk), a busy timeout."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
 
 
 def _naive_utc(moment: datetime) -> datetime:

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     serving_refresh_s: float = Field(
         30.0, gt=0, description="How often the service checks for moved aliases."
     )
+    serving_workers: int = Field(
+        1,
+        ge=1,
+        description="Worker processes of the prediction service: one uses about one core (Python's "
+        "GIL); each loads the models.",
+    )
     replay_days: int = Field(14, ge=0, description="Days of the PJM demo held back for `seqops replay`.")
     serving_token: SecretStr | None = Field(
         None,

@@ -174,7 +174,8 @@ def services(settings: Settings) -> list[Service]:
                 "--port",
                 str(settings.serving_port),
                 "--workers",
-                "1",
+                str(settings.serving_workers),
+                "--no-access-log",  # /metrics counts requests; the prediction log holds each forecast
             ],
             f"{serving_url(settings)}/healthz",
         ),
