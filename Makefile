@@ -63,10 +63,10 @@ down: ## Stop exactly what `make up` started
 status: $(RUNTIME) ## Show which platform processes are running
 	$(BIN)/seqops platform status
 
-sysdeps: ## Install PostgreSQL, Redis (production-profile tests) and Chromium with its driver (browser tests) from Debian if missing
-	@if command -v redis-server >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
+sysdeps: ## Install PostgreSQL, Redis (production-profile tests), Chromium with its driver (browser tests) and wrk (serving benchmark) from Debian if missing
+	@if command -v redis-server >/dev/null && command -v wrk >/dev/null && command -v chromium >/dev/null && command -v chromedriver >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server chromium chromium-driver >/dev/null; fi
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server wrk chromium chromium-driver >/dev/null; fi
 
 lint: $(DEV) ## ruff lint and format check, and the import-linter layer contract
 	$(BIN)/ruff check .
@@ -91,7 +91,7 @@ bench: $(BENCH) ## The accuracy benchmarks behind benchmarks/README.md (M4 Hourl
 bench-features: $(RUNTIME) ## The feature-store benchmark (seqops next to plain Feast)
 	$(BIN)/python benchmarks/bench_features.py --ttl-study --out benchmarks/results/features.json
 
-bench-platform: bench-features $(RUNTIME) ## The platform's own benchmarks: features, ingest, serving, drift, scale
+bench-platform: bench-features $(RUNTIME) sysdeps ## The platform's own benchmarks: features, ingest, serving, drift, scale
 	$(BIN)/python benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
 	$(BIN)/python benchmarks/bench_serving.py --out benchmarks/results/serving.json
 	$(BIN)/python benchmarks/bench_drift.py --out benchmarks/results/drift.json

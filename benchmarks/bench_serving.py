@@ -1,14 +1,19 @@
 """Online serving under load: seqops' service (champion, shadow, canary) beside `mlflow models serve`
 of the same model given the same windows, at 1, 8 and 32 concurrent clients, in one run.
 
-    .venv/bin/python benchmarks/bench_serving.py [--requests 300] [--out benchmarks/results/serving.json]
+    .venv/bin/python benchmarks/bench_serving.py [--seconds 10] [--out benchmarks/results/serving.json]
 
 Set-up (untimed): 7 PJM zones from May 2018 ingested, features materialized, a 1-epoch model
-trained and registered twice (champion v1, challenger v2). Each client sends one-series requests
-(a random zone) back to back; p50/p99 are per request, throughput is requests/s over the phase.
-seqops reads the window from the Feast online store and commits every forecast to the prediction
-log before answering; `mlflow models serve` receives the window in the request and logs nothing.
-Both run one worker process on this 2-core machine, with the clients on the same cores.
+trained and registered twice (champion v1, challenger v2). The load comes from wrk (Debian's `wrk`,
+installed by `make sysdeps`): N connections each send one-series requests (a random zone) back to
+back for the phase; p50/p99 are wrk's per-request latency percentiles, throughput its requests/s.
+wrk is a C program that takes a few per cent of a core, so the figures are the servers', not a
+Python client's. seqops reads the window from the Feast online store and commits every forecast to
+the prediction log before answering; `mlflow models serve` receives the window in the request and
+logs nothing. Both run with the same number of worker processes (a round with 1, a round with 2:
+one Python process uses about one core) on this 2-core machine, wrk on the same cores; the
+service checks the registry every 30 s (its default), and each routing mode is measured once the
+service reports it.
 """
 
 from __future__ import annotations
@@ -16,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
+import re
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,142 +117,183 @@ def wait_ready(url: str, path: str, proc: subprocess.Popen, timeout: float = 240
     raise RuntimeError(f"{url} not ready in {timeout} s")
 
 
-def load(send, clients: int, requests: int, ids: list[str]) -> dict:
-    """``clients`` threads, ``requests`` in all; per-request latency and overall throughput."""
-    import httpx
+def wrk(url: str, script: Path, clients: int, seconds: float) -> dict:
+    """One wrk phase: ``clients`` connections for ``seconds``; its percentiles and throughput."""
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
 
-    latencies: list[float] = []
-    failures = [0]
-    lock = threading.Lock()
+    def ms(label: str) -> float:
+        value, unit = re.search(rf"^\s+{label}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
+        return round(float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit], 2)
 
-    def worker(n: int, seed: int) -> None:
-        rng = random.Random(seed)
-        with httpx.Client(timeout=30) as http:
-            for _ in range(n):
-                sid = rng.choice(ids)
-                t0 = time.perf_counter()
-                ok = send(http, sid)
-                dt = time.perf_counter() - t0
-                with lock:
-                    latencies.append(dt) if ok else None
-                    failures[0] += 0 if ok else 1
-
-    per = max(1, requests // clients)
-    threads = [threading.Thread(target=worker, args=(per, k)) for k in range(clients)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - began
-    arr = np.array(latencies) * 1000
+    requests = int(re.search(r"^\s*(\d+) requests in", out, re.MULTILINE).group(1))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    failed = (int(bad.group(1)) if bad else 0) + (sum(map(int, errors.groups())) if errors else 0)
     return {
         "clients": clients,
-        "requests": len(latencies),
-        "failed": failures[0],
-        "p50_ms": round(float(np.percentile(arr, 50)), 2),
-        "p99_ms": round(float(np.percentile(arr, 99)), 2),
-        "rps": round(len(latencies) / wall, 1),
+        "requests": requests,
+        "failed": failed,
+        "p50_ms": ms("50%"),
+        "p99_ms": ms("99%"),
+        "rps": round(float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), 1),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=300, help="requests per phase")
-    parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--home", type=Path, default=None, help="keep the set-up here and reuse it")
-    args = parser.parse_args()
-    results: dict = {"started": datetime.now(UTC).isoformat(), "command": " ".join(sys.argv), "phases": {}}
-    with tempfile.TemporaryDirectory(prefix="seqops-bench-serving-") as tmp:
-        home = args.home or Path(tmp) / "home"
-        say("set-up: PJM since 2018-05, features, two 1-epoch models (untimed)")
-        settings, payloads, as_of = prepare(home)
-        ids = sorted(payloads)
-        port, mport = free_port(), free_port()
-        env = {
-            **os.environ,
-            "SEQOPS_HOME": str(home),
-            "SEQOPS_FEATURES_DATASETS": "pjm",
-            "SEQOPS_SERVING_TOKEN": "bench",
-            "SEQOPS_SERVING_PORT": str(port),
-            "SEQOPS_SERVING_REFRESH_S": "1",
-            "MLFLOW_TRACKING_URI": settings.tracking_uri,
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-        }
-        bin_dir = Path(sys.executable).parent
-        env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"  # mlflow models serve execs `uvicorn`
-        ours = subprocess.Popen([str(bin_dir / "seqops"), "serve"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
-        mlflow = subprocess.Popen(
-            [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/seqops-forecaster-pjm/1",
-             "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mport), "--workers", "1"],
-            env=env, stdout=(Path(tmp) / "mlflow.log").open("w"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
+def lua(path: Path, bodies: list[tuple[str, str]], headers: dict[str, str]) -> Path:
+    """A wrk script that POSTs one of ``bodies`` (path, JSON), picked at random, per request."""
+    quoted = ", ".join(f"{{[==[{p}]==], [==[{b}]==]}}" for p, b in bodies)
+    lines = [f"local bodies = {{{quoted}}}", 'wrk.method = "POST"']
+    for k, v in {"Content-Type": "application/json", **headers}.items():
+        lines.append(f'wrk.headers["{k}"] = "{v}"')
+    lines += [
+        "request = function()",
+        "  local b = bodies[math.random(#bodies)]",
+        "  return wrk.format(nil, b[1], nil, b[2])",
+        "end",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_round(
+    settings, home: Path, tmp: Path, payloads: dict, as_of: str, workers: int, seconds: int
+) -> dict:
+    """Both servers with ``workers`` worker processes each: every phase of seqops, then of mlflow."""
+    import httpx
+
+    from seqops.registry.registry import Registry, Route, set_route
+
+    ids = sorted(payloads)
+    port, mport = free_port(), free_port()
+    env = {
+        **os.environ,
+        "SEQOPS_HOME": str(home),
+        "SEQOPS_FEATURES_DATASETS": "pjm",
+        "SEQOPS_SERVING_TOKEN": "bench",
+        "SEQOPS_SERVING_PORT": str(port),
+        "SEQOPS_SERVING_REFRESH_S": "30",  # the default
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}:{env.get('PATH', '')}"  # mlflow models serve execs `uvicorn`
+    ours = subprocess.Popen(
+        [str(bin_dir / "seqops"), "serve", "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    mlflow = subprocess.Popen(
+        [str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/seqops-forecaster-pjm/1",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(mport), "--workers", str(workers)],
+        env=env, stdout=(tmp / "mlflow.log").open("w"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    phases: dict = {}
+    try:
+        url, murl = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mport}"
+        wait_ready(url, "/readyz", ours)
         try:
-            url, murl = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{mport}"
-            wait_ready(url, "/readyz", ours)
-            try:
-                wait_ready(murl, "/ping", mlflow)
-            except RuntimeError:
-                say((Path(tmp) / "mlflow.log").read_text()[-3000:])
-                raise
-            auth = {"Authorization": "Bearer bench"}
+            wait_ready(murl, "/ping", mlflow)
+        except RuntimeError:
+            say((tmp / "mlflow.log").read_text()[-3000:])
+            raise
+        auth = {"Authorization": "Bearer bench"}
+        ours_bodies = {sid: {"dataset": "pjm", "series_ids": [sid], "as_of": as_of} for sid in ids}
+        columns = ["series_id", "origin", "window"]
+        mlflow_bodies = {
+            sid: {"dataframe_split": {"columns": columns, "data": [[p[c] for c in columns]]}}
+            for sid, p in payloads.items()
+        }
+        # both answer correctly before any timing
+        probe = httpx.post(f"{url}/v1/forecast", json=ours_bodies[ids[0]], headers=auth, timeout=30)
+        assert probe.status_code == 200, probe.text
+        probe = httpx.post(f"{murl}/invocations", json=mlflow_bodies[ids[0]], timeout=30)
+        assert probe.status_code == 200, probe.text[:1500]
+        ours_lua = lua(
+            tmp / "ours.lua", [("/v1/forecast", json.dumps(b)) for b in ours_bodies.values()], auth
+        )
+        mlflow_lua = lua(
+            tmp / "mlflow.lua", [("/invocations", json.dumps(b)) for b in mlflow_bodies.values()], {}
+        )
 
-            failed_once: list[str] = []
-
-            def ours_send(http, sid: str) -> bool:
-                body = {"dataset": "pjm", "series_ids": [sid], "as_of": as_of}
-                return http.post(f"{url}/v1/forecast", json=body, headers=auth).status_code == 200
-
-            def mlflow_send(http, sid: str) -> bool:
-                p = payloads[sid]
-                row = [p["series_id"], p["origin"], p["window"]]
-                body = {"dataframe_split": {"columns": ["series_id", "origin", "window"], "data": [row]}}
-                answer = http.post(f"{murl}/invocations", json=body)
-                if answer.status_code != 200 and not failed_once:
-                    failed_once.append(answer.text[:1500])
-                    say(f"mlflow models serve answered {answer.status_code}: {answer.text[:1500]}")
-                return answer.status_code == 200
-
-            from seqops.registry.registry import Registry, Route, set_route
-
-            registry = Registry(settings)
-            for mode in ("champion", "shadow", "canary"):
-                set_route(registry, "pjm", Route(mode=mode, canary_share=0.3))
-                time.sleep(2.5)  # the service re-reads the route every second
-                load(ours_send, 1, 20, ids)  # warm-up
-                for clients in CLIENTS:
-                    r = load(ours_send, clients, args.requests, ids)
-                    results["phases"][f"seqops_{mode}_{clients}"] = r
-                    say(f"seqops {mode:8s} {clients:2d} clients: {r}")
-            load(mlflow_send, 1, 20, ids)
+        registry = Registry(settings)
+        for mode in ("champion", "shadow", "canary"):
+            set_route(registry, "pjm", Route(mode=mode, canary_share=0.3))
+            # every worker re-reads the route within 30 s; wait until one says so, then the rest
+            deadline = time.monotonic() + 90
+            while httpx.get(f"{url}/v1/models", headers=auth).json()["pjm"]["route"]["mode"] != mode:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the service did not take route {mode} in 90 s")
+                time.sleep(1)
+            if workers > 1:
+                time.sleep(31)
+            wrk(url, ours_lua, 1, 2)  # warm-up
             for clients in CLIENTS:
-                r = load(mlflow_send, clients, args.requests, ids)
-                results["phases"][f"mlflow_serve_{clients}"] = r
-                say(f"mlflow models serve {clients:2d} clients: {r}")
-        finally:
-            for proc in (ours, mlflow):
-                if proc.poll() is None:
-                    os.killpg(proc.pid, 15)
-                    proc.wait()
+                r = wrk(url, ours_lua, clients, seconds)
+                phases[f"seqops_{mode}_{clients}"] = r
+                say(f"{workers} worker(s) seqops {mode:8s} {clients:2d} clients: {r}")
+        wrk(murl, mlflow_lua, 1, 2)
+        for clients in CLIENTS:
+            r = wrk(murl, mlflow_lua, clients, seconds)
+            phases[f"mlflow_serve_{clients}"] = r
+            say(f"{workers} worker(s) mlflow models serve {clients:2d} clients: {r}")
+    finally:
+        for proc in (ours, mlflow):
+            if proc.poll() is None:
+                os.killpg(proc.pid, 15)
+                proc.wait()
+    return phases
+
+
+def summary(phases: dict, workers: int) -> None:
     say("")
+    say(f"{workers} worker process(es) each")
     say(f"{'clients':>7s} {'mode':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'vs mlflow req/s':>16s}")
     for clients in CLIENTS:
-        m = results["phases"][f"mlflow_serve_{clients}"]
+        m = phases[f"mlflow_serve_{clients}"]
         for mode in ("champion", "shadow", "canary"):
-            r = results["phases"][f"seqops_{mode}_{clients}"]
+            r = phases[f"seqops_{mode}_{clients}"]
             ratio = r["rps"] / m["rps"]
             say(
                 f"{clients:7d} {mode:>9} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rps']:8.1f} {ratio:15.2f}x"
             )
         say(f"{clients:7d} {'mlflow':>9s} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f} {m['rps']:8.1f} {1.0:15.2f}x")
     for clients in CLIENTS:
-        base = results["phases"][f"seqops_champion_{clients}"]["p99_ms"]
-        shadow = results["phases"][f"seqops_shadow_{clients}"]["p99_ms"]
+        base = phases[f"seqops_champion_{clients}"]["p99_ms"]
+        shadow = phases[f"seqops_shadow_{clients}"]["p99_ms"]
         say(f"shadow adds {100 * (shadow / base - 1):+.1f}% to served p99 at {clients} clients")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="seconds per phase")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker processes per server, a round each"
+    )
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--home", type=Path, default=None, help="keep the set-up here and reuse it")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("error: wrk is not installed: run `make sysdeps` (or apt-get install wrk)")
+    if min(args.workers) < 1 or args.seconds < 1:
+        sys.exit("error: --workers and --seconds must be at least 1")
+    results: dict = {"started": datetime.now(UTC).isoformat(), "command": " ".join(sys.argv), "rounds": {}}
+    with tempfile.TemporaryDirectory(prefix="seqops-bench-serving-") as tmp:
+        home = args.home or Path(tmp) / "home"
+        say("set-up: PJM since 2018-05, features, two 1-epoch models (untimed)")
+        settings, payloads, as_of = prepare(home)
+        for workers in args.workers:
+            phases = run_round(settings, home, Path(tmp), payloads, as_of, workers, args.seconds)
+            results["rounds"][f"workers_{workers}"] = {"workers": workers, "phases": phases}
+    for workers in args.workers:
+        summary(results["rounds"][f"workers_{workers}"]["phases"], workers)
     results["finished"] = datetime.now(UTC).isoformat()
     results["machine"] = {"node": os.uname().nodename, "cpus": os.cpu_count()}
+    from seqops.training.bench import provenance
+
+    results["provenance"] = provenance(threads=None)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(results, indent=2))
