@@ -63,6 +63,7 @@ def create_app(
     routers = {name: Router(settings, name, refresh_s=every) for name in names}
     log = PredictionLog(settings)
     scorer = ShadowScorer(log)
+    process: dict[str, int] = {}  # what startup changed in the process, restored at shutdown
 
     metrics = CollectorRegistry()
     latency = Histogram(
@@ -128,6 +129,7 @@ def create_app(
 
         # One thread per forward pass: a request forecasts a few series, where splitting one small
         # matrix product over cores costs more than it saves, and concurrent requests use the cores.
+        process["torch_threads"] = torch.get_num_threads()
         torch.set_num_threads(1)
 
         for name, router in routers.items():
@@ -141,7 +143,14 @@ def create_app(
 
     @app.on_event("shutdown")
     def _drain() -> None:
+        import gc
+
+        import torch
+
         scorer.close()
+        # give the process back as it was (an app run inside another program, e.g. a test session)
+        torch.set_num_threads(process.get("torch_threads", torch.get_num_threads()))
+        gc.unfreeze()
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
