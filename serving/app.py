@@ -9,7 +9,6 @@ served path. Requests need ``Authorization: Bearer <token>`` (``SEQOPS_SERVING_T
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at runtime.
-import asyncio
 import json
 import secrets as pysecrets
 import time
@@ -36,7 +35,7 @@ def create_app(
     ``refresh_s``: how often a router checks the registry for moved aliases and a new route
     (default ``settings.serving_refresh_s``).
     """
-    from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request, Response
+    from fastapi import Depends, FastAPI, HTTPException, Request, Response
     from fastapi.concurrency import run_in_threadpool
     from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
     from prometheus_client import (
@@ -62,7 +61,6 @@ def create_app(
     every = settings.serving_refresh_s if refresh_s is None else refresh_s
     routers = {name: Router(settings, name, refresh_s=every) for name in names}
     log = PredictionLog(settings)
-    scorer = ShadowScorer(log)
     process: dict[str, int] = {}  # what startup changed in the process, restored at shutdown
 
     metrics = CollectorRegistry()
@@ -105,6 +103,10 @@ def create_app(
         "Shadow forecasts not made because the shadow queue was full",
         ["dataset"],
         registry=metrics,
+    )
+
+    scorer = ShadowScorer(
+        log, observe=lambda dataset, seconds: shadow_seconds.labels(dataset).observe(seconds)
     )
 
     bearer = HTTPBearer(auto_error=False)
@@ -181,7 +183,7 @@ def create_app(
             for name, router in routers.items()
         }
 
-    def answer(body: ForecastRequest, request_id: str, background: BackgroundTasks) -> Response:
+    def answer(body: ForecastRequest, request_id: str) -> Response:
         """Forecast, commit to the log, then answer (blocking: the caller picks the thread)."""
         router = routers[body.dataset]
         began = time.perf_counter()
@@ -203,18 +205,8 @@ def create_app(
         newest = max(f.origin for f in served)
         freshness.labels(body.dataset).set((datetime.now(UTC) - newest).total_seconds())
         requests_total.labels(body.dataset, "200").inc()
-        if later:
-            queued = time.perf_counter()
-            done = scorer.submit(later)
-            if done is None:
-                shadow_dropped.labels(body.dataset).inc(len(later))
-            else:
-
-                async def wait_shadow() -> None:  # after the response, on the loop: no thread waits
-                    await asyncio.wrap_future(done)
-                    shadow_seconds.labels(body.dataset).observe(time.perf_counter() - queued)
-
-                background.add_task(wait_shadow)
+        if later and not scorer.submit(later):  # scored and logged off the served path
+            shadow_dropped.labels(body.dataset).inc(len(later))
         payload = {
             "request_id": request_id,
             "dataset": body.dataset,
@@ -231,10 +223,10 @@ def create_app(
             ],
         }
         # plain JSON types already: skip FastAPI's generic encoder, which walks every float
-        return Response(json.dumps(payload), media_type="application/json", background=background)
+        return Response(json.dumps(payload), media_type="application/json")
 
     @app.post("/v1/forecast", dependencies=[Depends(authorized)])
-    async def forecast(body: ForecastRequest, background: BackgroundTasks, request: Request) -> Response:
+    async def forecast(body: ForecastRequest, request: Request) -> Response:
         if body.dataset not in routers:
             requests_total.labels(body.dataset, "404").inc()
             raise HTTPException(
@@ -246,8 +238,8 @@ def create_app(
         if len(body.series_ids) <= INLINE_SERIES:
             # A few series take about a millisecond of CPU: answering on the event loop saves the
             # hop to a worker thread and the GIL hand-offs between threads, which cost more.
-            return answer(body, request_id, background)
-        return await run_in_threadpool(answer, body, request_id, background)
+            return answer(body, request_id)
+        return await run_in_threadpool(answer, body, request_id)
 
     return app
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,7 +47,7 @@ class LoggedForecast:
     source: str = "online"  # "online" or "batch"
 
     def row(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = {f.name: getattr(self, f.name) for f in fields(self)}  # asdict would deep-copy the list
         out["forecast"] = json.dumps(self.forecast)
         out["origin"] = self.origin.astimezone(UTC).replace(tzinfo=None)
         out["horizon"] = len(self.forecast)
@@ -200,8 +200,15 @@ class _GroupCommit:
     def _write(self, batches: list[list[dict[str, Any]]]) -> list[int]:
         """Insert the batches in one transaction; (request, series, arm) already there is skipped."""
         from sqlalchemy import select
+        from sqlalchemy.exc import IntegrityError
 
         t = self.table
+        try:  # the common case, nothing logged before: one statement
+            with self.engine.begin() as conn:
+                conn.execute(t.insert(), [r for rows in batches for r in rows])
+            return [len(rows) for rows in batches]
+        except IntegrityError:  # a retried request or a re-run batch: find what is there first
+            pass
         requests = sorted({r["request_id"] for rows in batches for r in rows})
         with self.engine.begin() as conn:
             present = set()

@@ -1,23 +1,29 @@
 """Shadow scoring off the served path, in batches.
 
 The service answers a request first; its shadow work (the challenger in shadow mode, the champion's
-paired forecast of a canary series) goes to one scorer thread. The scorer gathers the jobs that
-arrive within ``LINGER_S`` of the first (up to ``MAX_BATCH``), scores them together
-(``shadow_rows``: one forward pass per model version) and logs them in one commit, so the jobs of
-many requests share a pass and the shadow arm costs the served one little.
+paired forecast of a canary series) goes to one scorer thread, and the request is done: nothing on
+the served path waits for shadow work. The scorer gathers the jobs that arrive within ``LINGER_S``
+of the first (up to ``MAX_BATCH``), scores them together (``shadow_rows``: one forward pass per model
+version) and logs them in one commit, so the jobs of many requests share a pass and the shadow arm
+costs the served one little. Shadow rows therefore land in the log shortly after the answer (the
+``seqops_shadow_latency_seconds`` histogram says how long after); the service drains the queue when
+it stops.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
-from concurrent.futures import Future
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from seqops.serving.log import PredictionLog
     from seqops.serving.router import ShadowJob
+
+log = logging.getLogger(__name__)
 
 #: Jobs scored in one pass at most (a bounded forward pass and commit).
 MAX_BATCH = 256
@@ -27,29 +33,34 @@ LINGER_S = 0.05
 
 
 class ShadowScorer:
-    """One daemon thread that scores and logs shadow jobs; :meth:`submit` returns a future.
+    """One daemon thread that scores and logs shadow jobs.
 
-    The queue is bounded: when shadow scoring cannot keep up, new jobs are refused (``submit``
-    returns None, ``dropped`` counts them) rather than letting memory grow; the served path never
-    waits on it.
+    The queue is bounded: when shadow scoring cannot keep up, :meth:`submit` refuses new jobs
+    (returns False) rather than letting memory grow; the served path never waits on it. A batch that
+    fails to score or commit is logged with its error and counted in ``failed``; the thread goes on.
     """
 
-    def __init__(self, log: PredictionLog, *, linger_s: float = LINGER_S, max_queued: int = 10_000) -> None:
-        self.log, self.linger_s = log, linger_s
-        self.dropped = 0
+    def __init__(
+        self,
+        prediction_log: PredictionLog,
+        *,
+        observe: Callable[[str, float], None] | None = None,
+        linger_s: float = LINGER_S,
+        max_queued: int = 10_000,
+    ) -> None:
+        self.log, self.observe, self.linger_s = prediction_log, observe, linger_s
+        self.failed = 0
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
         self._thread.start()
 
-    def submit(self, jobs: list[ShadowJob]) -> Future | None:
-        """Queue one request's jobs; the future resolves once their rows are committed."""
-        done: Future = Future()
+    def submit(self, jobs: list[ShadowJob]) -> bool:
+        """Queue one request's shadow jobs; False when the queue is full (they are not made)."""
         try:
-            self._queue.put_nowait((jobs, done))
+            self._queue.put_nowait((jobs, time.perf_counter()))
         except queue.Full:
-            self.dropped += len(jobs)
-            return None
-        return done
+            return False
+        return True
 
     def close(self, timeout: float = 30.0) -> None:
         """Score what is queued, then stop the thread."""
@@ -63,8 +74,7 @@ class ShadowScorer:
             first = self._queue.get()
             if first is None:
                 return
-            batch = [first]
-            stop = False
+            batch, stop = [first], False
             deadline = time.monotonic() + self.linger_s
             while len(batch) < MAX_BATCH:
                 try:
@@ -75,13 +85,18 @@ class ShadowScorer:
                     stop = True
                     break
                 batch.append(item)
+            jobs = [job for request_jobs, _ in batch for job in request_jobs]
             try:
-                self.log.record(shadow_rows([job for jobs, _ in batch for job in jobs]))
-            except BaseException as exc:  # every waiting request's background task hears of it
-                for _, done in batch:
-                    done.set_exception(exc)
+                self.log.record(shadow_rows(jobs))
+            except Exception:
+                self.failed += len(jobs)
+                log.exception(
+                    "shadow scoring failed for %d jobs; the served forecasts are unaffected", len(jobs)
+                )
             else:
-                for _, done in batch:
-                    done.set_result(None)
+                if self.observe is not None:
+                    done = time.perf_counter()
+                    for request_jobs, queued in batch:
+                        self.observe(request_jobs[0].dataset, done - queued)
             if stop:
                 return

@@ -78,3 +78,18 @@ def test_a_failed_transaction_fails_every_caller_it_held_and_the_next_one_writes
     monkeypatch.setattr(writer, "_write", real)
     assert log.record([_forecast("x", "AEP")]) == 1  # nothing was half-written; the writer is free
     assert calls == [1] and len(log.rows(request_id="x")) == 1
+
+
+@pytest.mark.parametrize("end", ["2018-07-31T23:00:00", "2018-07-31T23:00:00.5"])
+@pytest.mark.parametrize("step", ["1h", "15min", "1D", "90s", "500ms"])
+def test_forecast_timestamps_are_written_as_pandas_isoformat_writes_them(end, step):
+    import numpy as np
+    import pandas as pd
+
+    from seqops.serving.router import _stamps
+
+    moment = np.datetime64(end, "ns")
+    expected = [
+        (pd.Timestamp(moment).tz_localize("UTC") + k * pd.Timedelta(step)).isoformat() for k in range(1, 25)
+    ]
+    assert _stamps(moment, step, 24) == expected

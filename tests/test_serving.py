@@ -73,6 +73,20 @@ def _set(settings, *, champion: str | None, challenger: str, mode: str = "champi
     set_route(registry, "pjm", Route(mode=mode, canary_share=share))
 
 
+def _logged_rows(settings, request_id: str, count: int) -> list[dict]:
+    """The log's rows of a request once ``count`` are there: shadow rows land shortly after the
+    answer (scored off the served path), so wait for them, up to 30 s."""
+    import time
+
+    from seqops.serving.log import PredictionLog
+
+    deadline = time.monotonic() + 30
+    while len(rows := PredictionLog(settings).rows(request_id=request_id)) < count:
+        assert time.monotonic() < deadline, f"{len(rows)} of {count} rows logged for {request_id}"
+        time.sleep(0.05)
+    return rows
+
+
 def _online(client, ids=("AEP", "DUQ"), as_of=JULY_END, **extra):
     return client.post(
         "/v1/forecast", json={"dataset": "pjm", "series_ids": list(ids), "as_of": as_of, **extra}
@@ -123,13 +137,12 @@ def test_requests_need_the_token_and_bad_input_gets_a_4xx_saying_which(client):
 
 
 def test_shadow_forecasts_are_logged_never_returned(served, client):
-    from seqops.serving.log import PredictionLog
 
     _set(served["settings"], champion="1", challenger="2", mode="shadow")
     answer = _online(client)
     body = answer.json()
     assert {f["model"]["version"] for f in body["forecasts"]} == {"1"}
-    rows = PredictionLog(served["settings"]).rows(request_id=body["request_id"])
+    rows = _logged_rows(served["settings"], body["request_id"], 4)
     served_rows = {(r["series_id"], r["model_version"]) for r in rows if r["served"]}
     shadow_rows = {(r["series_id"], r["model_version"]) for r in rows if not r["served"]}
     assert served_rows == {("AEP", "1"), ("DUQ", "1")}
@@ -156,9 +169,7 @@ def test_canary_splits_series_stably(served, client):
         for sid in ids
     }
     assert arms == {f["series_id"]: (f["arm"], f["model"]["version"]) for f in second["forecasts"]}
-    from seqops.serving.log import PredictionLog
-
-    rows = PredictionLog(served["settings"]).rows(request_id=first["request_id"])
+    rows = _logged_rows(served["settings"], first["request_id"], 3)
     # the canary series is also forecast by the champion, off the served path: paired evidence
     assert {(r["series_id"], r["model_version"], r["served"]) for r in rows} == {
         ("AEP", "2", True),
