@@ -8,8 +8,9 @@ Concurrent requests of one process share commits (group commit): a writer takes 
 at that moment into one transaction and each request returns once the transaction holding its rows
 committed. SQLite allows one writer at a time and its busy handler sleeps up to 100 ms between
 retries, so separate commits from many threads queue behind each other's fsyncs and sleeps; one
-writer per process never waits on another and pays one fsync for many requests. SQLite runs in WAL
-mode with ``synchronous=FULL``: every commit is on disk before the answer.
+writer per process never waits on another and pays one commit for many requests. SQLite runs in WAL
+mode with ``synchronous=NORMAL``: a commit is in the WAL file before the answer, so it survives a
+killed process (a power cut can lose the last commits; the production profile logs to PostgreSQL).
 """
 
 from __future__ import annotations
@@ -234,7 +235,7 @@ class _GroupCommit:
 
 
 def _sqlite_wal(engine: Any) -> None:
-    """WAL journal (readers never block the writer), FULL sync (a commit is on disk), a busy timeout."""
+    """WAL journal (readers never block the writer), NORMAL sync (see the module), a busy timeout."""
     from sqlalchemy import event
 
     @event.listens_for(engine, "connect")
