@@ -105,8 +105,17 @@ def create_app(
         registry=metrics,
     )
 
+    shadow_failed = Counter(
+        "seqops_shadow_failed_total",
+        "Shadow forecasts lost because scoring or logging them failed (the service log says why)",
+        ["dataset"],
+        registry=metrics,
+    )
+
     scorer = ShadowScorer(
-        log, observe=lambda dataset, seconds: shadow_seconds.labels(dataset).observe(seconds)
+        log,
+        observe=lambda dataset, seconds: shadow_seconds.labels(dataset).observe(seconds),
+        failed=lambda dataset, count: shadow_failed.labels(dataset).inc(count),
     )
 
     bearer = HTTPBearer(auto_error=False)

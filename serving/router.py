@@ -270,9 +270,6 @@ class ShadowJob:
     model: LoadedModel
     windows: OnlineWindows
 
-    def __call__(self) -> list[LoggedForecast]:
-        return shadow_rows([self])
-
 
 def shadow_rows(jobs: list[ShadowJob]) -> list[LoggedForecast]:
     """The log rows of many shadow jobs, with one forward pass per model version.

@@ -37,7 +37,8 @@ class ShadowScorer:
 
     The queue is bounded: when shadow scoring cannot keep up, :meth:`submit` refuses new jobs
     (returns False) rather than letting memory grow; the served path never waits on it. A batch that
-    fails to score or commit is logged with its error and counted in ``failed``; the thread goes on.
+    fails to score or commit is logged with its error and its jobs reported to ``failed`` (dataset,
+    count); the thread goes on. ``observe`` gets (dataset, seconds from submit to commit).
     """
 
     def __init__(
@@ -45,11 +46,11 @@ class ShadowScorer:
         prediction_log: PredictionLog,
         *,
         observe: Callable[[str, float], None] | None = None,
+        failed: Callable[[str, int], None] | None = None,
         linger_s: float = LINGER_S,
         max_queued: int = 10_000,
     ) -> None:
-        self.log, self.observe, self.linger_s = prediction_log, observe, linger_s
-        self.failed = 0
+        self.log, self.observe, self.failed, self.linger_s = prediction_log, observe, failed, linger_s
         self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._thread = threading.Thread(target=self._run, name="shadow-scorer", daemon=True)
         self._thread.start()
@@ -89,7 +90,9 @@ class ShadowScorer:
             try:
                 self.log.record(shadow_rows(jobs))
             except Exception:
-                self.failed += len(jobs)
+                if self.failed is not None:
+                    for request_jobs, _ in batch:
+                        self.failed(request_jobs[0].dataset, len(request_jobs))
                 log.exception(
                     "shadow scoring failed for %d jobs; the served forecasts are unaffected", len(jobs)
                 )
