@@ -250,8 +250,11 @@ data "aws_iam_policy_document" "efs" {
       values   = ["false"]
     }
   }
+  # A file-system policy replaces EFS's default (everyone may mount), and the CSI driver mounts
+  # without IAM, as an anonymous client: allow mounting and writing through the mount targets,
+  # which only the nodes reach (aws_security_group.efs); the access point sets the user and folder.
   statement {
-    sid = "MountThroughTheAccessPoint"
+    sid = "MountThroughTheMountTargets"
     actions = [
       "elasticfilesystem:ClientMount",
       "elasticfilesystem:ClientWrite",
@@ -259,12 +262,12 @@ data "aws_iam_policy_document" "efs" {
     resources = [aws_efs_file_system.home.arn]
     principals {
       type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${local.account_id}:root"]
+      identifiers = ["*"]
     }
     condition {
-      test     = "StringEquals"
-      variable = "elasticfilesystem:AccessPointArn"
-      values   = [aws_efs_access_point.home.arn]
+      test     = "Bool"
+      variable = "elasticfilesystem:AccessedViaMountTarget"
+      values   = ["true"]
     }
   }
 }
