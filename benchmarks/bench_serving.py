@@ -13,7 +13,9 @@ the prediction log before answering; `mlflow models serve` receives the window i
 logs nothing. Both run with the same number of worker processes (a round with 1, a round with 2:
 one Python process uses about one core) on this 2-core machine, wrk on the same cores; the
 service checks the registry every 30 s (its default), and each routing mode is measured once the
-service reports it.
+service reports it. The shadow and canary phases also count, from the prediction log, the shadow
+forecasts logged against the served ones (what the shadow queue did not drop); every phase starts
+once the last one's shadow rows stopped landing.
 """
 
 from __future__ import annotations
@@ -142,6 +144,33 @@ def wrk(url: str, script: Path, clients: int, seconds: float) -> dict:
     }
 
 
+def logged(settings) -> tuple[int, int]:
+    """(served, shadow) rows in the prediction log so far."""
+    from sqlalchemy import func, select
+
+    from seqops.serving.log import PredictionLog
+
+    log = PredictionLog(settings)
+    query = select(log.table.c.served, func.count()).group_by(log.table.c.served)
+    with log.engine.connect() as conn:
+        counts = dict(conn.execute(query).all())
+    return counts.get(True, 0), counts.get(False, 0)
+
+
+def settled(settings, timeout: float = 60) -> tuple[int, int]:
+    """The log's counts once shadow rows stop landing (the shadow queue drained), so that no phase
+    starts with the last one's shadow work still running."""
+    last = logged(settings)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = logged(settings)
+        if now == last:
+            return now
+        last = now
+    raise RuntimeError(f"shadow rows still landing after {timeout} s")
+
+
 def lua(path: Path, bodies: list[tuple[str, str]], headers: dict[str, str]) -> Path:
     """A wrk script that POSTs one of ``bodies`` (path, JSON), picked at random, per request."""
     quoted = ", ".join(f"{{[==[{p}]==], [==[{b}]==]}}" for p, b in bodies)
@@ -229,9 +258,14 @@ def run_round(
                 time.sleep(1)
             if workers > 1:
                 time.sleep(31)
-            wrk(url, ours_lua, 1, 2)  # warm-up
+            wrk(url, ours_lua, 1, 2)  # warm-up (and the shadow process started)
             for clients in CLIENTS:
+                served0, shadow0 = settled(settings)
                 r = wrk(url, ours_lua, clients, seconds)
+                served1, shadow1 = settled(settings)
+                # shadow forecasts made for this phase's served ones (canary: the champion's pair of
+                # each challenger-served series); the rest were dropped when the shadow queue was full
+                r.update(served_rows=served1 - served0, shadow_rows=shadow1 - shadow0)
                 phases[f"seqops_{mode}_{clients}"] = r
                 say(f"{workers} worker(s) seqops {mode:8s} {clients:2d} clients: {r}")
         wrk(murl, mlflow_lua, 1, 2)
@@ -262,8 +296,11 @@ def summary(phases: dict, workers: int) -> None:
         say(f"{clients:7d} {'mlflow':>9s} {m['p50_ms']:8.2f} {m['p99_ms']:8.2f} {m['rps']:8.1f} {1.0:15.2f}x")
     for clients in CLIENTS:
         base = phases[f"seqops_champion_{clients}"]["p99_ms"]
-        shadow = phases[f"seqops_shadow_{clients}"]["p99_ms"]
-        say(f"shadow adds {100 * (shadow / base - 1):+.1f}% to served p99 at {clients} clients")
+        shadow = phases[f"seqops_shadow_{clients}"]
+        say(
+            f"shadow adds {100 * (shadow['p99_ms'] / base - 1):+.1f}% to served p99 at {clients} clients;"
+            f" shadow forecasts logged for {shadow['shadow_rows']:,} of {shadow['served_rows']:,} served"
+        )
 
 
 def main() -> None:

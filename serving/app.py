@@ -2,8 +2,9 @@
 
 Every forecast is read from the Feast online store, routed (champion, shadow, canary) and committed
 to the prediction log before the response is sent; the shadow arm runs after the response, off the
-served path. Requests need ``Authorization: Bearer <token>`` (``SEQOPS_SERVING_TOKEN``, generated into
-``SEQOPS_HOME/secrets`` by the launcher); the probes answer without it and say nothing but status.
+served path, in a process of its own (``seqops.serving.shadow``). Requests need ``Authorization:
+Bearer <token>`` (``SEQOPS_SERVING_TOKEN``, generated into ``SEQOPS_HOME/secrets`` by the launcher);
+the probes answer without it and say nothing but status.
 
     uvicorn --factory seqops.serving.app:create_app   (or: seqops serve)
 """
@@ -50,7 +51,7 @@ def create_app(
 
     from seqops.serving.log import PredictionLog
     from seqops.serving.router import ForecastError, Router, freeze_heap
-    from seqops.serving.shadow import ShadowScorer
+    from seqops.serving.shadow import ShadowProcess, ShadowScorer
 
     if settings is None:
         from seqops.core.settings import get_settings
@@ -112,8 +113,9 @@ def create_app(
         registry=metrics,
     )
 
+    shadow_process = ShadowProcess(settings)
     scorer = ShadowScorer(
-        log,
+        shadow_process.score,
         observe=lambda dataset, seconds: shadow_seconds.labels(dataset).observe(seconds),
         failed=lambda dataset, count: shadow_failed.labels(dataset).inc(count),
     )
@@ -131,6 +133,7 @@ def create_app(
         as_of: datetime | None = Field(None, description="Serving moment (tz-aware); default now.")
 
     app = FastAPI(title="seqops prediction service", version="1")
+    app.state.shadow_process = shadow_process
 
     @app.on_event("startup")
     def _load() -> None:
@@ -150,6 +153,8 @@ def create_app(
             except Exception as exc:
                 router.errors["features"] = f"feature store not readable yet: {exc}"
             router.refresh_in_background()
+        if any(r.route is not None and r.route.mode != "champion" for r in routers.values()):
+            shadow_process.warm()  # shadow work from the first request on: start its process now
         freeze_heap()  # after the imports and the models: see freeze_heap
 
     @app.on_event("shutdown")
@@ -159,6 +164,7 @@ def create_app(
         import torch
 
         scorer.close()
+        shadow_process.close()
         # give the process back as it was (an app run inside another program, e.g. a test session)
         torch.set_num_threads(process.get("torch_threads", torch.get_num_threads()))
         gc.unfreeze()

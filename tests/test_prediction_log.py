@@ -95,25 +95,23 @@ def test_forecast_timestamps_are_written_as_pandas_isoformat_writes_them(end, st
     assert _stamps(moment, step, 24) == expected
 
 
-def test_the_shadow_scorer_reports_what_it_logged_and_what_it_lost(monkeypatch):
+def test_the_shadow_scorer_reports_what_it_logged_and_what_it_lost():
     """Jobs of concurrent requests share a batch; a failed batch is reported per dataset, the thread
     goes on, and close() scores what is queued before it stops."""
     from types import SimpleNamespace
 
-    import seqops.serving.router as router
     from seqops.serving.shadow import ShadowScorer
 
-    monkeypatch.setattr(router, "shadow_rows", lambda jobs: [job.row for job in jobs])
-    recorded, observed, failed = [], [], []
+    scored, observed, failed = [], [], []
 
-    class Log:
-        def record(self, rows):
-            if "bad" in rows:
-                raise RuntimeError("disk full")
-            recorded.append(list(rows))
+    def score(jobs):
+        rows = [job.row for job in jobs]
+        if "bad" in rows:
+            raise RuntimeError("disk full")
+        scored.append(rows)
 
     scorer = ShadowScorer(
-        Log(),
+        score,
         observe=lambda dataset, seconds: observed.append(dataset),
         failed=lambda dataset, count: failed.append((dataset, count)),
         linger_s=0.2,
@@ -121,13 +119,13 @@ def test_the_shadow_scorer_reports_what_it_logged_and_what_it_lost(monkeypatch):
     job = lambda dataset, row: SimpleNamespace(dataset=dataset, row=row)  # noqa: E731
     assert scorer.submit([job("pjm", "a"), job("pjm", "b")]) and scorer.submit([job("m4", "c")])
     scorer.close()  # both requests arrived within the linger: one batch, one commit
-    assert recorded == [["a", "b", "c"]] and sorted(observed) == ["m4", "pjm"] and failed == []
+    assert scored == [["a", "b", "c"]] and sorted(observed) == ["m4", "pjm"] and failed == []
 
-    scorer = ShadowScorer(Log(), failed=lambda dataset, count: failed.append((dataset, count)), linger_s=0)
+    scorer = ShadowScorer(score, failed=lambda dataset, count: failed.append((dataset, count)), linger_s=0)
     assert scorer.submit([job("pjm", "bad"), job("pjm", "x")])
     scorer.close()
     assert failed == [("pjm", 2)]
-    full = ShadowScorer(Log(), max_queued=1, linger_s=0)
+    full = ShadowScorer(score, max_queued=1, linger_s=0)
     full._queue.put(None)  # the thread stops at once; the queue keeps one more item at most
     full._thread.join()
     assert full.submit([job("pjm", "y")]) and not full.submit([job("pjm", "z")])  # refused when full

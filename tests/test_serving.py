@@ -151,6 +151,33 @@ def test_shadow_forecasts_are_logged_never_returned(served, client):
     assert by[("AEP", True)] != by[("AEP", False)]  # two different models, both logged
 
 
+def test_shadow_scoring_runs_in_a_lower_priority_process_that_is_replaced_when_killed(served, client):
+    """A forward pass holds the GIL: shadow work scored in the service's process would stall the
+    served requests, so it runs in a child at a lower CPU priority; a killed child loses nothing."""
+    import os
+    import signal
+
+    from seqops.serving.shadow import NICENESS
+
+    _set(served["settings"], champion="1", challenger="2", mode="shadow")
+    first = _online(client).json()
+    assert len(_logged_rows(served["settings"], first["request_id"], 4)) == 4
+    process = client.app.state.shadow_process
+    child = process.warm()
+    assert child != os.getpid()
+    assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, 0) + NICENESS
+    os.kill(child, signal.SIGKILL)
+    second = _online(client).json()
+    rows = _logged_rows(served["settings"], second["request_id"], 4)
+    assert {(r["series_id"], r["model_version"]) for r in rows if not r["served"]} == {
+        ("AEP", "2"),
+        ("DUQ", "2"),
+    }
+    assert process.warm() != child  # a new child scored the second request's shadow forecasts
+    metrics = client.get("/metrics").text
+    assert 'seqops_shadow_failed_total{dataset="pjm"}' not in metrics
+
+
 def test_canary_splits_series_stably(served, client):
     from seqops.serving.router import canary_arm
 
