@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqops.core.canonical import BatchReadError, coerce, read_batch, to_canonical
+from seqops.core.canonical import BatchReadError, coerce, iter_batch, read_batch, to_canonical
 from seqops.core.datasets import DatasetSpec
 from seqops.validation.validate import ValidationResult, validate_batch
 
@@ -122,6 +122,30 @@ def test_size_limit_comes_from_settings(tmp_path, monkeypatch):
         read_batch(path, max_bytes=Settings().max_batch_bytes)
     monkeypatch.setenv("SEQOPS_MAX_BATCH_MB", "1")
     assert len(read_batch(path, max_bytes=Settings().max_batch_bytes)) == 12
+
+
+def test_iter_batch_reads_the_table_in_chunks_and_refuses_at_the_end_what_only_the_end_shows(tmp_path):
+    path = write(tmp_path, csv_text(CLEAN[:5] + [""] + CLEAN[5:]))  # a blank line: line numbers go on
+    chunks = list(iter_batch(path, chunk_rows=5))
+    assert [len(c) for c in chunks] == [5, 5, 2] and [c.index[0] for c in chunks] == [0, 0, 0]
+    whole = read_batch(path)
+    assert pd.concat(chunks, ignore_index=True).equals(whole)
+    assert whole["_row"].tolist() == [*range(2, 7), *range(8, 15)]
+    ragged = write(tmp_path, csv_text([*CLEAN, "AEP,2014-01-01T09:00:00Z"]), "ragged.csv")
+    with pytest.raises(BatchReadError, match="line 14 has 2 fields but the header has 3"):
+        list(iter_batch(ragged, chunk_rows=5))
+    cut = write(tmp_path, csv_text(CLEAN).rstrip("\n"), "cut.csv")
+    with pytest.raises(BatchReadError, match="does not end with a line break: its last line \\(line 13\\)"):
+        list(iter_batch(cut, chunk_rows=5))
+    stamps = pd.date_range("2020-01-01", periods=6, freq="h", tz="UTC")
+    big = tmp_path / "big.parquet"
+    values = [1, 2, 2**53 + 1, 4, 2**53 + 2, 6]
+    pd.DataFrame({"series_id": ["A"] * 6, "timestamp": stamps, "value": values}).to_parquet(big)
+    with pytest.raises(BatchReadError, match=r"row 3 holds 9007199254740993, .*; 2 such value\(s\)"):
+        list(iter_batch(big, chunk_rows=2))  # counted over every chunk, as read whole
+    ints = tmp_path / "ints.parquet"
+    pd.DataFrame({"series_id": [7] * 6, "timestamp": stamps, "value": range(6)}).to_parquet(ints)
+    assert [c["_row"].tolist() for c in iter_batch(ints, chunk_rows=4)] == [[1, 2, 3, 4], [5, 6]]
 
 
 # ---- coerce -----------------------------------------------------------------------------------

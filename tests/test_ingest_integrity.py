@@ -100,7 +100,7 @@ def test_a_failed_publish_is_quarantined_whole_and_a_rerun_publishes_and_release
     path = tmp_path / "b.csv"
     path.write_text(HEADER + _rows("A") + _rows("B"))
 
-    def disk_full(self, dataset, ref, frame):
+    def disk_full(self, dataset, ref, frame, **kwargs):
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as patch:
@@ -227,6 +227,33 @@ def test_parquet_float_ids_and_inexact_integers_are_refused(home, tmp_path):
     ints = _parquet(tmp_path, pd.DataFrame({"series_id": [7, 7], "timestamp": stamps, "value": [1, 2]}))
     result, summary = _ingest(ints, "--dataset", "default")
     assert result.exit_code == 0 and CuratedStore(home).series("default") == {"7"}
+
+
+def test_a_batch_read_in_small_chunks_gets_the_same_verdicts_and_one_commit(home, tmp_path, monkeypatch):
+    """Ingestion reads, validates and publishes a batch chunk by chunk: with chunks of 4 rows a
+    duplicate key and a gap across chunk boundaries are found as with one chunk, and an accepted
+    batch is still one commit of every row."""
+    import seqops.core.canonical as canonical_module
+    import seqops.validation.validate as validate_module
+
+    dirty = tmp_path / "dirty.csv"
+    lines = _rows("A", 3) + _rows("B", 3) + "A,2020-01-01T00:00:00Z,99\nB,2020-01-03T00:00:00Z,1\n"
+    dirty.write_text(HEADER + lines)
+    _, whole = _ingest(dirty, "--dataset", "default")
+    monkeypatch.setattr(canonical_module, "CHUNK_ROWS", 4)
+    monkeypatch.setattr(validate_module, "CHUNK_ROWS", 4)
+    _, chunked = _ingest(dirty, "--dataset", "default")
+    assert (
+        chunked["errors"]
+        == whole["errors"]
+        == ["key_unique[series_id, timestamp]: 2 rows", "gap_too_long[timestamp]: 1 rows"]
+    )
+    assert (chunked["status"], chunked["rows_quarantined"]) == ("rejected", 8)
+    clean = tmp_path / "clean.csv"
+    clean.write_text(HEADER + "".join(_rows(s, 5) for s in "ABC"))
+    result, summary = _ingest(clean, "--dataset", "default")
+    assert result.exit_code == 0 and summary["table_version"] == 0
+    assert len(CuratedStore(home).read("default")) == 15 and CuratedStore(home).version("default") == 0
 
 
 # ---- kills and races -------------------------------------------------------------------------------

@@ -158,3 +158,15 @@ def test_landing_zone_archives_instead_of_deleting(home):
         "a.csv",
         "a.csv.meta.json",
     ]
+
+
+def test_a_batch_streamed_in_chunks_is_one_commit_and_a_wrong_count_commits_nothing(home, tmp_path):
+    store = CuratedStore(home)
+    first, second = _ref(home, tmp_path, "1.csv"), _ref(home, tmp_path, "2.csv")
+    chunks = [_frame("a", range(0, 3), 0.0), _frame("b", range(0, 2), 5.0), _frame("a", range(3, 5), 0.0)]
+    done = store.write("demo", first, lambda: iter(chunks), rows=7)
+    assert (done.rows, done.version, done.new) == (7, 0, True)
+    assert store.read("demo")["value"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    with pytest.raises(ValueError, match="7 rows read but 8 were accepted"):  # a merge this time
+        store.write("demo", second, lambda: iter(chunks), rows=8)
+    assert store.version("demo") == 0 and store.published("demo") == {first.batch_id: 0}

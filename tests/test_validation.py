@@ -326,3 +326,38 @@ def test_a_batch_validated_in_chunks_gets_the_verdict_of_one_run(monkeypatch, tm
     text = re.sub(r"\s+", " ", re.sub("<[^>]+>", " ", page))
     assert f"Unsuccessful Expectations {stats['unsuccessful_expectations']}" in text
     assert "Expectation Suite: pjm-b1 " in text
+
+
+def test_a_batch_given_in_chunks_gets_the_verdict_of_one_frame(monkeypatch):
+    """The typed batch as consecutive chunks (as ingestion reads a file) is staged by series and
+    validated in parts: a duplicate key and a gap that straddle a chunk boundary, a series whose
+    rows are spread over every chunk, and an off-grid row are judged as in one frame."""
+    import seqops.validation.validate as validate_module
+
+    records = [
+        *hourly("A", range(0, 3)),
+        ("B", "2014-01-01T00:00:00Z", 1),
+        ("A", "2014-01-01T03:00:00Z", 5),  # chunk 1 ends here
+        ("A", "2014-01-01T03:00:00Z", 6),  # repeats the key before the boundary, another value
+        ("B", "2014-01-01T03:00:00Z", 1),  # two steps missing since B's 00:00 of chunk 1
+        ("A", "2014-01-01T04:00:00Z", -1),  # below the plausible range
+        ("C", "2014-01-01T01:00:00Z", 1),
+        ("B", "2014-01-01T04:00:00Z", 1),  # chunk 2 ends here
+        ("C", "2014-01-01T00:00:00Z", 1),  # before C's first row: the order of a series is its time
+        ("B", "2014-01-01T04:30:00Z", 1),  # off the grid
+        ("A", "2014-01-01T09:00:00Z", 1),  # four steps missing: an error gap
+        ("B", "2014-01-01T04:00:00Z", 1),  # repeats chunk 2's B 04:00, same value
+    ]
+    frame = batch(records)
+    whole = validate(frame, known_series={"A", "B"})
+    monkeypatch.setattr(validate_module, "CHUNK_ROWS", 3)  # parts of about three rows
+    chunks = [frame.iloc[i : i + 5] for i in range(0, len(frame), 5)]
+    chunked = validate(chunks, known_series={"A", "B"})
+    assert {o.rule for o in whole.errors()} >= {"key_unique", "value_plausible", "on_grid", "gap_too_long"}
+    assert [g["missing_steps"] for g in whole.gaps] == [4, 2]
+    key_unique = whole.failed("key_unique")
+    assert key_unique.detail == "4 of 14 rows; 2 key(s) repeated: 1 identical, 1 with conflicting values"
+    assert [e["_row"] for e in key_unique.examples] == [6, 7, 11, 15]  # lines: the first data row is 2
+    strip = lambda r: {k: v for k, v in r.to_dict().items() if k != "gx_result"}  # noqa: E731
+    assert strip(chunked) == strip(whole)
+    assert chunked.gx_result["statistics"] == whole.gx_result["statistics"]

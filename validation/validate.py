@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
+import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -156,7 +160,7 @@ def _aware(moment: datetime | None, what: str) -> datetime | None:
 
 
 def validate_batch(
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Iterable[pd.DataFrame],
     spec: DatasetSpec,
     *,
     batch_id: str,
@@ -164,69 +168,201 @@ def validate_batch(
     known_series: set[str] | None = None,
     history: dict[str, tuple[float, float]] | None = None,
     now: datetime | None = None,
+    scratch: Path | None = None,
 ) -> ValidationResult:
-    """Validate one typed batch against its dataset's suite.
+    """Validate one typed batch against its dataset's suite, holding a part of it at a time.
+
+    The batch is first staged in a scratch folder, split by series (a hash of ``series_id``), and
+    then validated part by part: a part holds whole series, so the per-series checks (duplicate
+    keys, grid, gaps) see every row they judge, and a part is about :data:`CHUNK_ROWS` rows (more
+    only when one series alone is bigger). The parts' GX results are summed; the examples, gaps and
+    duplicate counts are those of one run over the whole batch (``tests/test_validation.py``).
 
     Args:
-        frame: the output of :func:`seqops.core.canonical.coerce`.
+        frame: the output of :func:`seqops.core.canonical.coerce`, whole or as consecutive chunks
+            (``coerce`` of each chunk of :func:`seqops.core.canonical.iter_batch`).
         spec: the dataset's policy.
         batch_id: the batch's id (first 16 hex chars of its sha256).
         interval: declared ``[start, end)`` of the batch (zone-aware; a bound may be None).
         known_series: series the dataset already has; None skips the unknown-series check.
         history: each published series' (min, max) value; None skips the far-outside-history rule.
         now: reference time for the future check (zone-aware); default now.
+        scratch: the folder for the staged parts (on disk: a memory-backed /tmp would hold the
+            batch in RAM); default the system's temporary folder. Removed when done.
 
     Returns:
         The :class:`ValidationResult`; ``accepted`` is False when any error-severity rule failed.
 
     Raises:
         ValueError: ``interval`` or ``now`` is naive (a caller bug, not a batch problem).
+        Whatever iterating ``frame`` raises (a :class:`seqops.core.canonical.BatchReadError`).
     """
     now = _aware(now, "now") or datetime.now(UTC)
     if interval is not None:
         interval = (_aware(interval[0], "interval start"), _aware(interval[1], "interval end"))
-    prepared = derive_columns(frame, spec)
-    if history:
-        prepared[HISTORY_EXCESS] = history_excess(prepared, history)
-    suite = build_suite(
-        spec,
-        interval=interval,
-        known_series=known_series,
-        history=history,
-        now=now,
-        covariates=covariate_columns(frame),
-        columns=prepared.columns,
-    )
-    gx_result = _run(suite, prepared, name=f"{spec.name}-{batch_id}")
-    outcomes = [_outcome(r, prepared) for r in gx_result["results"]]
+    if scratch is not None:
+        scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"validate-{batch_id}-", dir=scratch) as folder:
+        staged = _Staged(Path(folder), [frame] if isinstance(frame, pd.DataFrame) else frame)
+
+        def prepare(part: pd.DataFrame) -> pd.DataFrame:
+            prepared = derive_columns(part, spec)
+            if history:
+                prepared[HISTORY_EXCESS] = history_excess(prepared, history)
+            return prepared
+
+        empty = prepare(staged.head)
+        suite = build_suite(
+            spec,
+            interval=interval,
+            known_series=known_series,
+            history=history,
+            now=now,
+            covariates=covariate_columns(staged.head),
+            columns=empty.columns,
+        )
+        evidence = _Evidence()
+        parts = (evidence.add(prepare(part)) for part in staged.parts())
+        gx_result = _run(suite, empty, parts, evidence, name=f"{spec.name}-{batch_id}")
+    outcomes = [_outcome(r, evidence) for r in gx_result["results"]]
     severity = {"error": 0, "warning": 1}
     rank = {rule: i for i, rule in enumerate(RULES)}
     outcomes.sort(key=lambda o: (o.success, severity.get(o.severity, 2), rank.get(o.rule, len(rank))))
     return ValidationResult(
         dataset=spec.name,
         batch_id=batch_id,
-        row_count=len(prepared),
+        row_count=staged.rows,
         accepted=not any(not o.success and o.severity == "error" for o in outcomes),
         outcomes=outcomes,
-        gaps=_gaps(prepared, spec),
+        gaps=_gaps(evidence.gapped(), spec),
         gx_result=gx_result,
     )
 
 
-#: Rows per GX run of the row-by-row expectations: GX's working memory grows with a chunk, not with
-#: the batch (benchmarks/bench_ingest.py measures the whole ingest).
-CHUNK_ROWS = 250_000
-#: Expectations that judge the table as a whole: run once, on only the columns they read.
+#: Rows per part of a batch, and per GX run of the row-by-row expectations: GX's working memory
+#: grows with a part, not with the batch (benchmarks/bench_ingest.py measures the whole ingest).
+#: Validating 2 M rows peaked at 573 MB with parts of 250,000 rows, 385 MB with 65,536 (10 % slower).
+CHUNK_ROWS = 65_536
+#: Series buckets a batch is staged in; parts are made of whole buckets. With 256, a bucket of the
+#: largest batch (500 MB, ~20 M short rows) holds ~80,000 rows.
+_BUCKETS = 256
+
+
+class _Staged:
+    """A typed batch staged in ``folder`` by series bucket (pickled pieces appended per bucket:
+    pickle keeps every dtype and cell exactly), read back as parts of whole buckets."""
+
+    def __init__(self, folder: Path, chunks: Iterable[pd.DataFrame]) -> None:
+        self.folder, self.rows, self.head = folder, 0, None
+        self.sizes = np.zeros(_BUCKETS, dtype="int64")
+        for chunk in chunks:
+            chunk = chunk.reset_index(drop=True)
+            if ROW not in chunk:  # as derive_columns numbers a frame without one
+                chunk[ROW] = np.arange(self.rows + 1, self.rows + len(chunk) + 1, dtype="int64")
+            if self.head is None:
+                self.head = chunk.iloc[:0]
+            self.rows += len(chunk)
+            if "series_id" in chunk:  # a series' rows, identical ids or missing ones, share a bucket
+                key = pd.util.hash_pandas_object(chunk["series_id"], index=False).to_numpy()
+            else:  # nothing is judged across rows: any split will do
+                key = chunk[ROW].to_numpy()
+            bucket = (key % _BUCKETS).astype("int64")
+            self.sizes += np.bincount(bucket, minlength=_BUCKETS)
+            for k, piece in chunk.groupby(bucket, sort=False):
+                with (folder / f"{k}.pkl").open("ab") as fh:
+                    pickle.dump(piece, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        if self.head is None:
+            raise ValueError("no chunk to validate: a batch without rows is one empty frame")
+
+    def parts(self) -> Iterator[pd.DataFrame]:
+        """Whole buckets grouped into parts of about :data:`CHUNK_ROWS` rows, each in file order
+        (by ``_row``); one empty part for a batch without rows."""
+        group: list[int] = []
+        groups = [group]
+        for k in np.flatnonzero(self.sizes):
+            if group and self.sizes[group].sum() + self.sizes[k] > CHUNK_ROWS:
+                group = []
+                groups.append(group)
+            group.append(int(k))
+        for group in groups:
+            pieces = [self.head, *(piece for k in group for piece in self._pieces(k))]
+            part = pd.concat(pieces, ignore_index=True) if len(pieces) > 1 else self.head
+            yield part.sort_values(ROW, kind="stable", ignore_index=True)
+
+    def _pieces(self, bucket: int) -> Iterator[pd.DataFrame]:
+        with (self.folder / f"{bucket}.pkl").open("rb") as fh:
+            while True:
+                try:
+                    yield pickle.load(fh)
+                except EOFError:
+                    return
+
+
+class _Evidence:
+    """What the outcomes need of the rows, gathered part by part: the rows GX named as unexpected
+    (a few per expectation and part), the repeated keys and the gaps, and the row count."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.named: list[pd.DataFrame] = []
+        self.repeated: list[tuple[int, int]] = []  # (first line of the key, line), best first
+        self.keys = self.conflicting = 0
+        self.gaps: list[pd.DataFrame] = []
+        self.frame = pd.DataFrame({ROW: pd.Series(dtype="int64")})
+        self._current: pd.DataFrame | None = None
+
+    def add(self, prepared: pd.DataFrame) -> pd.DataFrame:
+        """Take one part's own evidence (keys, gaps); :meth:`name` then takes GX's rows of it."""
+        self.rows += len(prepared)
+        if "series_id" in prepared and "timestamp" in prepared:
+            repeated, keys, conflicting = _repeated_keys(prepared)
+            self.repeated = sorted([*self.repeated, *repeated])[:EXAMPLES_KEPT]
+            self.keys, self.conflicting = self.keys + keys, self.conflicting + conflicting
+            self.named.append(prepared[prepared[ROW].isin([row for _, row in repeated])])
+        if STEP in prepared:
+            gapped = prepared.loc[prepared[STEP] >= 2, ["series_id", "timestamp", STEP, ROW]]
+            self.gaps.append(gapped.sort_values(["series_id", "timestamp"]).head(GAPS_KEPT))
+        self._current = prepared
+        return prepared
+
+    def name(self, results: list[dict]) -> None:
+        """Keep the current part's rows that ``results`` list as unexpected (for the examples)."""
+        rows = {
+            item[ROW]
+            for result in results
+            for item in (result.get("result") or {}).get("partial_unexpected_index_list") or []
+            if isinstance(item, dict) and ROW in item
+        }
+        if rows and self._current is not None:
+            self.named.append(self._current[self._current[ROW].isin(rows)])
+
+    def done(self) -> None:
+        """Every part is in: the named rows become :attr:`frame`, one row per line."""
+        self._current = None
+        if self.named:
+            frame = pd.concat(self.named, ignore_index=True)
+            self.frame = frame.drop_duplicates(ROW).reset_index(drop=True)
+            self.named = []
+
+    def gapped(self) -> pd.DataFrame:
+        return pd.concat(self.gaps, ignore_index=True) if self.gaps else pd.DataFrame()
+
+
+#: Expectations that judge the table as a whole: run once per part, on only the columns they read
+#: (a part holds whole series, so a key repeats within one part or not at all).
 _WHOLE_TABLE = {"expect_compound_columns_to_be_unique", "expect_table_row_count_to_be_between"}
 _COLUMN_SET = {"expect_table_columns_to_match_set"}  # reads the column names only: run on no rows
 
 
-def _run(suite: Any, frame: pd.DataFrame, *, name: str) -> dict:
-    """Run ``suite`` on ``frame`` in a throw-away GX context; GX's result as a plain dict.
+def _run(
+    suite: Any, empty: pd.DataFrame, parts: Iterable[pd.DataFrame], evidence: _Evidence, *, name: str
+) -> dict:
+    """Run ``suite`` on every part in a throw-away GX context; GX's result as a plain dict.
 
-    The row-by-row expectations run chunk by chunk and their results are summed (counts, the first
-    offending rows, success); the whole-table ones run once on the columns they need. The merged
-    result keeps GX's shape (its Data Docs page renders it) and the suite's order.
+    The column-set expectation runs once on ``empty`` (the columns, no rows); on each part the
+    whole-table ones run on the columns they need, and the row-by-row ones chunk by chunk. The
+    results are summed (counts, the first offending rows, success) into one result that keeps
+    GX's shape (its Data Docs page renders it) and the suite's order.
     """
     gx = import_gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -257,13 +393,22 @@ def _run(suite: Any, frame: pd.DataFrame, *, name: str) -> dict:
     chunk_rows = CHUNK_ROWS
     runs: list[dict] = []
     if (columns := runner("columns")) is not None:
-        runs.append(columns(frame.iloc[:0]))
-    if (table := runner("table")) is not None:
-        needed = {ROW} | {c for e in groups["table"] for c in (getattr(e, "column_list", None) or [])}
-        runs.append(table(frame[[c for c in frame.columns if c in needed]]))
-    if (rows := runner("rows")) is not None:
-        chunks = [rows(frame.iloc[i : i + chunk_rows]) for i in range(0, max(len(frame), 1), chunk_rows)]
-        runs.append(_merge_chunks(chunks))
+        runs.append(columns(empty))
+    table, rows = runner("table"), runner("rows")
+    needed = {ROW} | {c for e in groups["table"] for c in (getattr(e, "column_list", None) or [])}
+    per_part: list[dict] = []
+    for frame in parts:
+        results = []
+        if table is not None:
+            results.append(table(frame[[c for c in frame.columns if c in needed]]))
+        if rows is not None:
+            chunks = [rows(frame.iloc[i : i + chunk_rows]) for i in range(0, max(len(frame), 1), chunk_rows)]
+            results.append(_merge_chunks(chunks))
+        evidence.name([r for run in results for r in run["results"]])
+        per_part.append(_combine(results, order=[], name=name) if len(results) > 1 else results[0])
+    evidence.done()
+    if per_part:
+        runs.append(_merge_chunks(per_part))
     return _combine(runs, order=[_key(e.configuration.to_json_dict()) for e in suite.expectations], name=name)
 
 
@@ -275,7 +420,11 @@ def _key(config: dict) -> str:
 
 
 def _merge_chunks(chunks: list[dict]) -> dict:
-    """One GX result from the results of the same suite on consecutive chunks of one frame."""
+    """One GX result from the results of the same suite on the parts of one batch.
+
+    Counts are summed, the row count too (and judged again); the listed rows are kept in line
+    order (the parts of series buckets are not in file order), the first 20 as GX lists them.
+    """
     import copy
 
     merged = copy.deepcopy(chunks[0])
@@ -291,13 +440,27 @@ def _merge_chunks(chunks: list[dict]) -> dict:
             for listed in ("partial_unexpected_list", "partial_unexpected_index_list"):
                 if more.get(listed):
                     body[listed] = (body.get(listed) or []) + more[listed]
+            if result["expectation_config"]["type"] == "expect_table_row_count_to_be_between":
+                body["observed_value"] = int(body.get("observed_value") or 0) + int(more["observed_value"])
+                bounds = result["expectation_config"]["kwargs"]
+                low, high = bounds.get("min_value"), bounds.get("max_value")
+                into["success"] = (low is None or body["observed_value"] >= low) and (
+                    high is None or body["observed_value"] <= high
+                )
             if not (into.get("exception_info") or {}).get("raised_exception"):
                 into["exception_info"] = result.get("exception_info", into.get("exception_info"))
+    kept = _RESULT_FORMAT["partial_unexpected_count"]
     for result in merged["results"]:
         body = result.get("result") or {}
+        values, index = body.get("partial_unexpected_list"), body.get("partial_unexpected_index_list")
+        if index and all(isinstance(item, dict) and ROW in item for item in index):
+            order = sorted(range(len(index)), key=lambda i: index[i][ROW])
+            body["partial_unexpected_index_list"] = [index[i] for i in order][:kept]
+            if values is not None and len(values) == len(index):
+                body["partial_unexpected_list"] = [values[i] for i in order][:kept]
         for listed in ("partial_unexpected_list", "partial_unexpected_index_list"):
             if listed in body:
-                body[listed] = body[listed][: _RESULT_FORMAT["partial_unexpected_count"]]
+                body[listed] = body[listed][:kept]
         body.pop("partial_unexpected_counts", None)  # per chunk only; the index list says where
         if "unexpected_count" in body and body.get("element_count"):
             nonmissing = body["element_count"] - int(body.get("missing_count") or 0)
@@ -336,7 +499,7 @@ def _combine(runs: list[dict], *, order: list[str], name: str) -> dict:
 # ---- GX result -> outcomes --------------------------------------------------------------------
 
 
-def _outcome(result: dict, frame: pd.DataFrame) -> ExpectationOutcome:
+def _outcome(result: dict, evidence: _Evidence) -> ExpectationOutcome:
     config = result["expectation_config"]
     kwargs, meta = config.get("kwargs", {}), config.get("meta") or {}
     column = kwargs.get("column") or (", ".join(kwargs["column_list"]) if "column_list" in kwargs else None)
@@ -344,7 +507,7 @@ def _outcome(result: dict, frame: pd.DataFrame) -> ExpectationOutcome:
     success = bool(result.get("success"))
     rule = meta.get("rule", config["type"])
     exception = (result.get("exception_info") or {}).get("exception_message")
-    examples = [] if success else _examples(body, frame, column=kwargs.get("column"), rule=rule)
+    examples = [] if success else _examples(body, evidence, column=kwargs.get("column"), rule=rule)
     return ExpectationOutcome(
         expectation=config["type"],
         column=column,
@@ -354,17 +517,18 @@ def _outcome(result: dict, frame: pd.DataFrame) -> ExpectationOutcome:
         unexpected_count=int(body.get("unexpected_count") or 0),
         examples=examples,
         rule=rule,
-        detail="" if success else _detail(rule, body, frame, exception),
+        detail="" if success else _detail(rule, body, evidence, exception),
     )
 
 
-def _examples(body: dict, frame: pd.DataFrame, *, column: str | None, rule: str) -> list[dict]:
+def _examples(body: dict, evidence: _Evidence, *, column: str | None, rule: str) -> list[dict]:
     listed = body.get("partial_unexpected_index_list") or []
     rows = [item[ROW] for item in listed if isinstance(item, dict) and ROW in item][:EXAMPLES_KEPT]
     if rule == "key_unique" and rows:
-        rows = _duplicate_rows(frame)[:EXAMPLES_KEPT]  # GX lists rows in file order; show pairs
+        rows = [row for _, row in evidence.repeated]  # GX lists rows in file order; show pairs
     if not rows:
         return []
+    frame = evidence.frame
     position = pd.Series(frame.index, index=frame[ROW]).groupby(level=0).first()
     examples = []
     for row in rows:
@@ -393,7 +557,7 @@ def _examples(body: dict, frame: pd.DataFrame, *, column: str | None, rule: str)
     return examples
 
 
-def _detail(rule: str, body: dict, frame: pd.DataFrame, exception: str | None) -> str:
+def _detail(rule: str, body: dict, evidence: _Evidence, exception: str | None) -> str:
     if exception:
         return f"GX could not evaluate it: {exception}"
     if rule == "schema":
@@ -407,29 +571,30 @@ def _detail(rule: str, body: dict, frame: pd.DataFrame, exception: str | None) -
         return f"{body.get('observed_value', 0)} data rows"
     if "observed_value" in body and "unexpected_count" not in body:
         return f"observed {body['observed_value']}"
-    count, total = int(body.get("unexpected_count") or 0), int(body.get("element_count") or len(frame))
+    count, total = int(body.get("unexpected_count") or 0), int(body.get("element_count") or evidence.rows)
     detail = f"{count} of {total} rows"
     if rule == "key_unique":
-        detail += "; " + _duplicate_detail(frame)
+        keys, conflicting = evidence.keys, evidence.conflicting
+        detail += (
+            f"; {keys} key(s) repeated: {keys - conflicting} identical, {conflicting} with conflicting values"
+        )
     return detail
 
 
-def _duplicate_rows(frame: pd.DataFrame) -> list[int]:
-    """``_row`` of every row whose key repeats, grouped by key, keys in order of first line."""
+def _repeated_keys(frame: pd.DataFrame) -> tuple[list[tuple[int, int]], int, int]:
+    """Rows whose key repeats: the first :data:`EXAMPLES_KEPT` as (first line of the key, line),
+    grouped by key, keys in order of first line; how many keys repeat; how many of those conflict."""
     keyed = frame[frame["series_id"].notna() & frame["timestamp"].notna()]
     repeated = keyed[keyed.duplicated(["series_id", "timestamp"], keep=False)]
-    first = repeated.groupby(["series_id", "timestamp"])[ROW].transform("min")
-    return repeated.assign(_first=first).sort_values(["_first", ROW])[ROW].astype(int).tolist()
-
-
-def _duplicate_detail(frame: pd.DataFrame) -> str:
-    keyed = frame[frame["series_id"].notna() & frame["timestamp"].notna()]
-    repeated = keyed[keyed.duplicated(["series_id", "timestamp"], keep=False)]
-    data = [c for c in ("value", *covariate_columns(frame)) if c in repeated]
+    if repeated.empty:
+        return [], 0, 0
     groups = repeated.groupby(["series_id", "timestamp"], sort=False)
+    first = groups[ROW].transform("min")
+    ordered = repeated.assign(_first=first).sort_values(["_first", ROW]).head(EXAMPLES_KEPT)
+    pairs = list(zip(ordered["_first"].astype(int), ordered[ROW].astype(int), strict=True))
+    data = [c for c in ("value", *covariate_columns(frame)) if c in repeated]
     conflicting = int((groups[data].nunique(dropna=False) > 1).any(axis=1).sum()) if data else 0
-    keys = groups.ngroups
-    return f"{keys} key(s) repeated: {keys - conflicting} identical, {conflicting} with conflicting values"
+    return pairs, groups.ngroups, conflicting
 
 
 def _gaps(frame: pd.DataFrame, spec: DatasetSpec) -> list[dict]:

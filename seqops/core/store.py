@@ -22,9 +22,10 @@ from seqops.core.canonical import LINEAGE_COLUMNS, PARTITION_COLUMN, RESERVED_CO
 from seqops.core.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Iterator
 
     import pandas as pd
+    import pyarrow as pa
     from deltalake import DeltaTable
 
 BATCH_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -418,21 +419,48 @@ class CuratedStore:
     def has_batch(self, dataset: str, batch_id: str) -> bool:
         return self.batch_version(dataset, batch_id) is not None
 
-    def write(self, dataset: str, ref: BatchRef, frame: pd.DataFrame) -> Published:
+    def write(
+        self,
+        dataset: str,
+        ref: BatchRef,
+        frame: pd.DataFrame | Callable[[], Iterator[pd.DataFrame]],
+        *,
+        rows: int | None = None,
+    ) -> Published:
         """Publish a validated canonical frame of ``ref`` as one commit; idempotent per batch.
+
+        Args:
+            dataset: the curated table.
+            ref: the batch; its id and landing time go into the commit and every row (lineage).
+            frame: the rows (:func:`seqops.core.canonical.to_canonical`), whole, or a function
+                returning them as consecutive chunks: called once per commit attempt, its chunks
+                stream into the commit, so the batch is never held whole.
+            rows: how many rows the chunks hold (the commit records it); a stream of another
+                count fails before its commit, leaving the table as it was. Not for a frame.
 
         Returns:
             The rows the batch holds and the table version that published them (the earlier
             version when the batch was published before: nothing is written twice).
         """
+        import pandas as pd
         from deltalake import CommitProperties, write_deltalake
         from deltalake.exceptions import CommitFailedError, DeltaError
 
-        clash = sorted(set(frame.columns) & set(RESERVED_COLUMNS))
-        if clash:
-            raise ValueError(f"columns {clash} are reserved for lineage; rename them in the source")
-        source = _arrow_source(frame, ref)
-        rows = source.num_rows
+        streams: list[_ArrowStream] = []
+        if isinstance(frame, pd.DataFrame):
+            whole = _arrow_source(frame, ref)
+            rows = whole.num_rows
+
+            def source() -> pa.RecordBatchReader:
+                return whole.to_reader(max_chunksize=_WRITE_CHUNK_ROWS)  # streamed: less buffered
+        else:
+            if rows is None:
+                raise ValueError("a stream of chunks needs the rows it holds (rows=...)")
+
+            def source() -> pa.RecordBatchReader:
+                streams.append(_ArrowStream(frame(), ref, rows))
+                return streams[-1].reader
+
         commit = CommitProperties(
             custom_metadata={BATCH_KEY: ref.batch_id, "seqops.rows": str(rows)}, max_commit_retries=20
         )
@@ -445,7 +473,7 @@ class CuratedStore:
                 if table is None:
                     write_deltalake(
                         self.table_uri(dataset),
-                        source.to_reader(max_chunksize=_WRITE_CHUNK_ROWS),  # streamed: less buffered
+                        source(),
                         partition_by=[PARTITION],
                         mode="error",
                         commit_properties=commit,
@@ -453,7 +481,7 @@ class CuratedStore:
                 else:
                     (
                         table.merge(
-                            source.to_reader(max_chunksize=_WRITE_CHUNK_ROWS),
+                            source(),
                             "t.month = s.month AND t.series_id = s.series_id AND t.timestamp = s.timestamp",
                             source_alias="s",
                             target_alias="t",
@@ -469,6 +497,8 @@ class CuratedStore:
             except DeltaError as exc:
                 if "already exists" in str(exc):
                     continue
+                if streams and streams[-1].error is not None:
+                    raise streams[-1].error from exc  # the stream's own error, not Delta's wrapping
                 raise
             version = self.batch_version(dataset, ref.batch_id)
             if version is not None:
@@ -577,6 +607,9 @@ def _arrow_source(frame: pd.DataFrame, ref: BatchRef):
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    clash = sorted(set(frame.columns) & set(RESERVED_COLUMNS))
+    if clash:
+        raise ValueError(f"columns {clash} are reserved for lineage; rename them in the source")
     n = len(frame)
     timestamp = pa.array(frame["timestamp"].dt.tz_convert("UTC").astype("datetime64[us, UTC]"))
     columns = {
@@ -592,6 +625,36 @@ def _arrow_source(frame: pd.DataFrame, ref: BatchRef):
     columns["landed_at"] = pa.array(landed, type=pa.timestamp("us")).cast(timestamp.type)
     columns[PARTITION] = pc.strftime(timestamp, format="%Y-%m", locale="C")
     return pa.table(columns)
+
+
+class _ArrowStream:
+    """Chunks as one stream of record batches for a commit (:func:`_arrow_source` of each, in the
+    first chunk's schema). The first chunk is read at once, so a bad column fails before the commit
+    starts; a failure later (a count other than ``rows`` included) fails the commit from inside,
+    so nothing commits, and is kept in :attr:`error` (Delta reports it wrapped in its own)."""
+
+    def __init__(self, chunks: Iterator[pd.DataFrame], ref: BatchRef, rows: int) -> None:
+        import pyarrow as pa
+
+        self.error: Exception | None = None
+        first = _arrow_source(next(chunks), ref)
+        self.reader = pa.RecordBatchReader.from_batches(first.schema, self._batches(first, chunks, ref, rows))
+
+    def _batches(
+        self, first: pa.Table, chunks: Iterator[pd.DataFrame], ref: BatchRef, rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        try:
+            seen, table = 0, first
+            while table is not None:
+                seen += table.num_rows
+                yield from table.cast(first.schema).to_batches(max_chunksize=_WRITE_CHUNK_ROWS)
+                chunk = next(chunks, None)
+                table = None if chunk is None else _arrow_source(chunk, ref)
+            if seen != rows:
+                raise ValueError(f"{seen} rows read but {rows} were accepted")
+        except Exception as exc:
+            self.error = exc
+            raise
 
 
 def _timestamp_us(iso: str) -> pd.Timestamp:

@@ -137,30 +137,30 @@ def _interval(ref: BatchRef) -> tuple[datetime | None, datetime | None] | None:
 
 
 def _read_and_validate(settings: Settings, ref: BatchRef, now: datetime | None):
-    """Read, coerce and validate the raw copy. Returns (result, None) or (None, read error)."""
-    from seqops.core.canonical import BatchReadError, coerce, read_batch
+    """Read, coerce and validate the raw copy chunk by chunk (validation stages the typed chunks
+    on disk, so the batch is never held whole). Returns (result, None) or (None, read error)."""
+    from seqops.core.canonical import BatchReadError, coerce, iter_batch
     from seqops.validation.validate import validate_batch
 
-    try:
-        raw = read_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes)
-    except BatchReadError as exc:
-        return None, str(exc)
-    frame = coerce(raw)
-    del raw  # the typed frame keeps what validation needs (the cells' text included)
     store = CuratedStore(settings)
     spec = settings.dataset(ref.dataset)
     published = store.value_ranges(ref.dataset)
     # the far-outside rule judges a series only once a seasonal cycle of it is published
     history = {s: (r.min, r.max) for s, r in published.items() if r.days >= spec.history_min_days}
-    result = validate_batch(
-        frame,
-        spec,
-        batch_id=ref.batch_id,
-        interval=_interval(ref),
-        known_series=set(published),
-        history=history,
-        now=now or datetime.now(UTC),
-    )
+    chunks = iter_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes)
+    try:
+        result = validate_batch(
+            (coerce(chunk) for chunk in chunks),
+            spec,
+            batch_id=ref.batch_id,
+            interval=_interval(ref),
+            known_series=set(published),
+            history=history,
+            now=now or datetime.now(UTC),
+            scratch=settings.data_dir / "scratch",
+        )
+    except BatchReadError as exc:  # the file is not a table (found at any chunk, its end included)
+        return None, str(exc)
     return result, None
 
 
@@ -198,10 +198,11 @@ def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) 
 
 def _count_rows(settings: Settings, ref: BatchRef) -> int:
     """The batch's data rows when it can be read at all (so counts reconcile), else 0."""
-    from seqops.core.canonical import read_batch
+    from seqops.core.canonical import iter_batch
 
     try:
-        return len(read_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes))
+        chunks = iter_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes)
+        return sum(len(chunk) for chunk in chunks)
     except Exception:
         return 0
 
@@ -277,7 +278,7 @@ def publish(settings: Settings, ref: BatchRef) -> int:
     quarantines the batch with the reason (:class:`BatchRejected`). Publishing a published batch
     again writes nothing.
     """
-    from seqops.core.canonical import coerce, read_batch, to_canonical
+    from seqops.core.canonical import coerce, iter_batch, to_canonical
 
     verdict_file = report_dir(settings, ref) / "outcome.json"
     if not verdict_file.exists():
@@ -285,14 +286,15 @@ def publish(settings: Settings, ref: BatchRef) -> int:
     verdict = json.loads(verdict_file.read_text())
     if not verdict["accepted"]:
         raise BatchRejected(IngestOutcome(**verdict))
+
+    def chunks():  # read afresh for each commit attempt, a chunk at a time
+        path = raw_file(settings, ref.raw_path)
+        for raw in iter_batch(path, max_bytes=settings.max_batch_bytes):
+            yield to_canonical(coerce(raw))
+
     try:
-        frame = to_canonical(
-            coerce(read_batch(raw_file(settings, ref.raw_path), max_bytes=settings.max_batch_bytes))
-        )
-        if len(frame) != verdict["rows_accepted"]:
-            raise RuntimeError(f"{len(frame)} rows read but {verdict['rows_accepted']} were accepted")
-        release()  # the cells' text is gone; the commit's Arrow copy comes next
-        done = CuratedStore(settings).write(ref.dataset, ref, frame)
+        # the store counts the streamed rows: another count than the verdict's fails the commit
+        done = CuratedStore(settings).write(ref.dataset, ref, chunks, rows=verdict["rows_accepted"])
     except Exception as exc:
         raise BatchRejected(_publish_failed(settings, ref, verdict, exc)) from exc
     verdict["table_version"] = done.version
