@@ -6,7 +6,8 @@ of the same model given the same windows, at 1, 8 and 32 concurrent clients, in 
 Set-up (untimed): 7 PJM zones from May 2018 ingested, features materialized, a 1-epoch model
 trained and registered twice (champion v1, challenger v2). The load comes from wrk (Debian's `wrk`,
 installed by `make sysdeps`): N connections each send one-series requests (a random zone) back to
-back for the phase; p50/p99 are wrk's per-request latency percentiles, throughput its requests/s.
+back for the phase; p50/p99 are wrk's per-request latency percentiles, throughput its requests/s,
+each the median of ``--repeats`` runs of the phase (every run is kept in the result file).
 wrk is a C program that takes a few per cent of a core, so the figures are the servers', not a
 Python client's. seqops reads the window from the Feast online store and commits every forecast to
 the prediction log before answering; `mlflow models serve` receives the window in the request and
@@ -187,8 +188,28 @@ def lua(path: Path, bodies: list[tuple[str, str]], headers: dict[str, str]) -> P
     return path
 
 
+def median(runs: list[dict]) -> dict:
+    """One phase from its repeats: the median latency percentiles and throughput, the summed counts,
+    and every repeat as measured."""
+    out = {"clients": runs[0]["clients"]}
+    for key in ("requests", "failed", "served_rows", "shadow_rows"):
+        if key in runs[0]:
+            out[key] = sum(r[key] for r in runs)
+    for key in ("p50_ms", "p99_ms", "rps"):
+        out[key] = float(np.median([r[key] for r in runs]))
+    out["repeats"] = runs
+    return out
+
+
+def brief(phase: dict) -> dict:
+    """A phase as printed: the medians and counts, each repeat's p99."""
+    out = {k: v for k, v in phase.items() if k != "repeats"}
+    out["p99_ms_each"] = [r["p99_ms"] for r in phase["repeats"]]
+    return out
+
+
 def run_round(
-    settings, home: Path, tmp: Path, payloads: dict, as_of: str, workers: int, seconds: int
+    settings, home: Path, tmp: Path, payloads: dict, as_of: str, workers: int, seconds: int, repeats: int
 ) -> dict:
     """Both servers with ``workers`` worker processes each: every phase of seqops, then of mlflow."""
     import httpx
@@ -260,19 +281,22 @@ def run_round(
                 time.sleep(31)
             wrk(url, ours_lua, 1, 2)  # warm-up (and the shadow process started)
             for clients in CLIENTS:
-                served0, shadow0 = settled(settings)
-                r = wrk(url, ours_lua, clients, seconds)
-                served1, shadow1 = settled(settings)
-                # shadow forecasts made for this phase's served ones (canary: the champion's pair of
-                # each challenger-served series); the rest were dropped when the shadow queue was full
-                r.update(served_rows=served1 - served0, shadow_rows=shadow1 - shadow0)
-                phases[f"seqops_{mode}_{clients}"] = r
-                say(f"{workers} worker(s) seqops {mode:8s} {clients:2d} clients: {r}")
+                runs = []
+                for _ in range(repeats):
+                    served0, shadow0 = settled(settings)
+                    r = wrk(url, ours_lua, clients, seconds)
+                    served1, shadow1 = settled(settings)
+                    # shadow forecasts made for this phase's served ones (canary: the champion's pair
+                    # of each challenger-served series); the rest were dropped (shadow queue full)
+                    r.update(served_rows=served1 - served0, shadow_rows=shadow1 - shadow0)
+                    runs.append(r)
+                r = phases[f"seqops_{mode}_{clients}"] = median(runs)
+                say(f"{workers} worker(s) seqops {mode:8s} {clients:2d} clients: {brief(r)}")
         wrk(murl, mlflow_lua, 1, 2)
         for clients in CLIENTS:
-            r = wrk(murl, mlflow_lua, clients, seconds)
+            r = median([wrk(murl, mlflow_lua, clients, seconds) for _ in range(repeats)])
             phases[f"mlflow_serve_{clients}"] = r
-            say(f"{workers} worker(s) mlflow models serve {clients:2d} clients: {r}")
+            say(f"{workers} worker(s) mlflow models serve {clients:2d} clients: {brief(r)}")
     finally:
         for proc in (ours, mlflow):
             if proc.poll() is None:
@@ -283,7 +307,7 @@ def run_round(
 
 def summary(phases: dict, workers: int) -> None:
     say("")
-    say(f"{workers} worker process(es) each")
+    say(f"{workers} worker process(es) each; medians of the repeats")
     say(f"{'clients':>7s} {'mode':>9s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'vs mlflow req/s':>16s}")
     for clients in CLIENTS:
         m = phases[f"mlflow_serve_{clients}"]
@@ -306,6 +330,7 @@ def summary(phases: dict, workers: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=10, help="seconds per phase")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each phase; its median is reported")
     parser.add_argument(
         "--workers", type=int, nargs="+", default=[1, 2], help="worker processes per server, a round each"
     )
@@ -314,15 +339,17 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("error: wrk is not installed: run `make sysdeps` (or apt-get install wrk)")
-    if min(args.workers) < 1 or args.seconds < 1:
-        sys.exit("error: --workers and --seconds must be at least 1")
+    if min(args.workers) < 1 or args.seconds < 1 or args.repeats < 1:
+        sys.exit("error: --workers, --seconds and --repeats must be at least 1")
     results: dict = {"started": datetime.now(UTC).isoformat(), "command": " ".join(sys.argv), "rounds": {}}
     with tempfile.TemporaryDirectory(prefix="seqops-bench-serving-") as tmp:
         home = args.home or Path(tmp) / "home"
         say("set-up: PJM since 2018-05, features, two 1-epoch models (untimed)")
         settings, payloads, as_of = prepare(home)
         for workers in args.workers:
-            phases = run_round(settings, home, Path(tmp), payloads, as_of, workers, args.seconds)
+            phases = run_round(
+                settings, home, Path(tmp), payloads, as_of, workers, args.seconds, args.repeats
+            )
             results["rounds"][f"workers_{workers}"] = {"workers": workers, "phases": phases}
     for workers in args.workers:
         summary(results["rounds"][f"workers_{workers}"]["phases"], workers)

@@ -10,6 +10,7 @@ the probes answer without it and say nothing but status.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at runtime.
+import asyncio
 import json
 import secrets as pysecrets
 import time
@@ -20,7 +21,7 @@ from typing import Any
 from seqops.core.secrets import stored_secret
 from seqops.core.settings import Settings
 
-#: Requests for at most this many series are answered on the event loop; larger ones in a thread.
+#: Requests for at most this many series are answered on the event loop, together; larger ones in a thread.
 INLINE_SERIES = 16
 
 
@@ -106,6 +107,13 @@ def create_app(
         registry=metrics,
     )
 
+    batch_size = Histogram(
+        "seqops_forecast_batch_requests",
+        "Requests answered together (one feature read, one forward pass per model, one log commit)",
+        ["dataset"],
+        registry=metrics,
+        buckets=(1, 2, 4, 8, 16, 32, 64),
+    )
     shadow_failed = Counter(
         "seqops_shadow_failed_total",
         "Shadow forecasts lost because scoring or logging them failed (the service log says why)",
@@ -198,47 +206,86 @@ def create_app(
             for name, router in routers.items()
         }
 
-    def answer(body: ForecastRequest, request_id: str) -> Response:
-        """Forecast, commit to the log, then answer (blocking: the caller picks the thread)."""
-        router = routers[body.dataset]
+    def refusal(dataset: str, exc: ForecastError) -> HTTPException:
+        for reason in set(exc.problems.values()) or {"no_model"}:
+            errors_total.labels(dataset, reason).inc()
+        code = 422 if exc.problems else 503
+        requests_total.labels(dataset, str(code)).inc()
+        return HTTPException(code, {"error": str(exc), "series": exc.problems})
+
+    def answer_many(
+        dataset: str, as_of: datetime | None, items: list[tuple[ForecastRequest, str]]
+    ) -> list[Response | HTTPException]:
+        """Forecast requests (body, request id) of one dataset and moment together, commit their
+        rows to the log in one transaction, then answer each (blocking: the caller picks the thread)."""
         began = time.perf_counter()
         later: list = []
-        try:
-            served, logged = router.forecast(
-                body.series_ids, as_of=body.as_of, request_id=request_id, shadow_later=later
-            )
-        except ForecastError as exc:
-            for reason in set(exc.problems.values()) or {"no_model"}:
-                errors_total.labels(body.dataset, reason).inc()
-            code = 422 if exc.problems else 503
-            requests_total.labels(body.dataset, str(code)).inc()
-            raise HTTPException(code, {"error": str(exc), "series": exc.problems}) from None
-        log.record(logged)  # committed before the answer: every acknowledged forecast is in the log
+        answers = routers[dataset].forecast_many(
+            [(request_id, body.series_ids) for body, request_id in items], as_of=as_of, shadow_later=later
+        )
+        # committed before any answer: every acknowledged forecast is in the log
+        log.record([row for a in answers if not isinstance(a, ForecastError) for row in a[1]])
         elapsed = time.perf_counter() - began
-        for f in served:
-            latency.labels(body.dataset, f.model_name, f.model_version, f.arm).observe(elapsed)
-        newest = max(f.origin for f in served)
-        freshness.labels(body.dataset).set((datetime.now(UTC) - newest).total_seconds())
-        requests_total.labels(body.dataset, "200").inc()
+        batch_size.labels(dataset).observe(len(items))
+        out: list[Response | HTTPException] = []
+        for (_, request_id), answer in zip(items, answers, strict=True):
+            if isinstance(answer, ForecastError):
+                out.append(refusal(dataset, answer))
+                continue
+            served = answer[0]
+            for f in served:
+                latency.labels(dataset, f.model_name, f.model_version, f.arm).observe(elapsed)
+            newest = max(f.origin for f in served)
+            freshness.labels(dataset).set((datetime.now(UTC) - newest).total_seconds())
+            requests_total.labels(dataset, "200").inc()
+            payload = {
+                "request_id": request_id,
+                "dataset": dataset,
+                "forecasts": [
+                    {
+                        "series_id": f.series_id,
+                        "origin": f.origin.isoformat(),
+                        "model": {"name": f.model_name, "version": f.model_version, "alias": f.alias},
+                        "arm": f.arm,
+                        "timestamps": f.timestamps,
+                        "forecast": f.forecast,
+                    }
+                    for f in served
+                ],
+            }
+            # plain JSON types already: skip FastAPI's generic encoder, which walks every float
+            out.append(Response(json.dumps(payload), media_type="application/json"))
         if later and not scorer.submit(later):  # scored and logged off the served path
-            shadow_dropped.labels(body.dataset).inc(len(later))
-        payload = {
-            "request_id": request_id,
-            "dataset": body.dataset,
-            "forecasts": [
-                {
-                    "series_id": f.series_id,
-                    "origin": f.origin.isoformat(),
-                    "model": {"name": f.model_name, "version": f.model_version, "alias": f.alias},
-                    "arm": f.arm,
-                    "timestamps": f.timestamps,
-                    "forecast": f.forecast,
-                }
-                for f in served
-            ],
-        }
-        # plain JSON types already: skip FastAPI's generic encoder, which walks every float
-        return Response(json.dumps(payload), media_type="application/json")
+            shadow_dropped.labels(dataset).inc(len(later))
+        return out
+
+    def answer(body: ForecastRequest, request_id: str) -> Response:
+        (result,) = answer_many(body.dataset, body.as_of, [(body, request_id)])
+        if isinstance(result, HTTPException):
+            raise result
+        return result
+
+    # Requests for a few series are answered on the event loop, together: the requests that arrived
+    # while the last ones were answered are waiting when the loop comes back, and one feature read,
+    # one forward pass and one commit for all of them cost little more than for one (dynamic
+    # batching, as in Triton or Ray Serve, with no added wait: a lone request is answered at once).
+    waiting: dict[tuple[str, datetime | None], list[tuple[ForecastRequest, str, asyncio.Future]]] = {}
+
+    def answer_waiting() -> None:
+        batches = dict(waiting)
+        waiting.clear()
+        for (dataset, as_of), items in batches.items():
+            try:
+                results = answer_many(dataset, as_of, [(body, request_id) for body, request_id, _ in items])
+            except Exception as exc:  # a fault (the log, the feature store): every request hears it
+                results = [exc] * len(items)
+            for (_, _, future), result in zip(items, results, strict=True):
+                if future.done():  # the client went away
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
 
     @app.post("/v1/forecast", dependencies=[Depends(authorized)])
     async def forecast(body: ForecastRequest, request: Request) -> Response:
@@ -250,11 +297,16 @@ def create_app(
         if body.as_of is not None and body.as_of.tzinfo is None:
             raise HTTPException(422, "as_of must carry a UTC offset, e.g. 2018-08-01T00:00:00Z")
         request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
-        if len(body.series_ids) <= INLINE_SERIES:
-            # A few series take about a millisecond of CPU: answering on the event loop saves the
-            # hop to a worker thread and the GIL hand-offs between threads, which cost more.
-            return answer(body, request_id)
-        return await run_in_threadpool(answer, body, request_id)
+        if len(body.series_ids) > INLINE_SERIES:
+            return await run_in_threadpool(answer, body, request_id)
+        # A few series take about a millisecond of CPU: answering on the event loop saves the hop to
+        # a worker thread and the GIL hand-offs between threads, which cost more.
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if not waiting:  # the first waiting request: answer them all once the loop has read the rest
+            loop.call_soon(answer_waiting)
+        waiting.setdefault((body.dataset, body.as_of), []).append((body, request_id, future))
+        return await future
 
     return app
 

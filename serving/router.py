@@ -210,53 +210,96 @@ class Router:
             ForecastError: a series has no usable window (unknown, missing, stale, torn), or no
                 model is loaded; ``problems`` names each series and why.
         """
+        (answer,) = self.forecast_many(
+            [(request_id, series_ids)], as_of=as_of, source=source, shadow_later=shadow_later, windows=windows
+        )
+        if isinstance(answer, ForecastError):
+            raise answer
+        return answer
+
+    def forecast_many(
+        self,
+        requests: list[tuple[str, list[str]]],
+        *,
+        as_of: datetime | None = None,
+        source: str = "online",
+        shadow_later: list | None = None,
+        windows: OnlineWindows | None = None,
+    ) -> list[tuple[list[SeriesForecast], list[LoggedForecast]] | ForecastError]:
+        """:meth:`forecast` for several requests (request id, series ids) at one ``as_of``, with one
+        online read and one forward pass per model for all of them; the answers equal those of one
+        request at a time (rows are independent in the model). Returns, per request, its served
+        forecasts and log rows, or the :class:`ForecastError` that refuses it."""
         from seqops.core.clock import now
         from seqops.features.store import read_online
 
         as_of = as_of or now(self.settings)  # the platform clock: a replay's moment, else real time
         if self._background is None:
             self.refresh()
-        ids = [str(s) for s in series_ids]
-        if not ids:
-            raise ForecastError("no series requested", {})
+        asked = [[str(s) for s in ids] for _, ids in requests]
+        union = list(dict.fromkeys(sid for ids in asked for sid in ids))
+        if not union:
+            return [ForecastError("no series requested", {}) for _ in requests]
         if windows is not None:  # already read by the caller (the batch forecast), at ``as_of``
-            windows = windows.select(ids)
+            windows = windows.select(union)
         elif self._reader is not None:
-            windows = self._reader.read(ids, as_of)
+            windows = self._reader.read(union, as_of)
         else:
-            windows = read_online(self.dataset, ids, as_of=as_of, settings=self.settings)
-        problems = {
-            sid: status for sid, status in zip(ids, windows.status, strict=True) if status != "present"
-        }
-        if problems:
-            raise ForecastError(
-                f"{len(problems)} of {len(ids)} series have no usable features at "
-                f"{windows.as_of.isoformat()}",
-                problems,
-            )
-        serving, shadow = self._assign(ids)
+            windows = read_online(self.dataset, union, as_of=as_of, settings=self.settings)
+        status = dict(zip(union, windows.status, strict=True))
+        usable = [sid for sid in union if status[sid] == "present"]
+        try:
+            serving, shadow = self._assign(usable)
+            unserved = None
+        except ForecastError as exc:  # no model: the requests whose series are usable hear it
+            serving, shadow, unserved = {}, {}, exc
         mode = self.route.mode if self.route is not None else "champion"
-        out: list[SeriesForecast] = []
-        logged: list[LoggedForecast] = []
-        for model, idx in _groups(serving, ids):
-            preds = _predict(model, windows, idx)
-            for i, pred in zip(idx, preds, strict=True):
-                sf = _series_forecast(model, windows, i, pred)
-                out.append(sf)
-                logged.append(_logged(self.dataset, request_id, sf, model, True, mode, source))
-        order = {sid: k for k, sid in enumerate(ids)}
-        out.sort(key=lambda f: order[f.series_id])
+        row = {sid: k for k, sid in enumerate(union)}
+        forecasts: dict[str, SeriesForecast] = {}
+        for model, idx in _groups(serving, usable):
+            rows = [row[usable[i]] for i in idx]
+            for i, pred in zip(rows, _predict(model, windows, rows), strict=True):
+                forecasts[union[i]] = _series_forecast(model, windows, i, pred)
 
-        jobs = [
-            ShadowJob(self.dataset, request_id, mode, source, model, windows.select([ids[i] for i in idx]))
-            for model, idx in _groups(shadow, ids)
-        ]
-        if jobs:
-            if shadow_later is None:
-                logged.extend(shadow_rows(jobs))
+        answers: list = []
+        for (request_id, _), ids in zip(requests, asked, strict=True):
+            unique = list(dict.fromkeys(ids))
+            problems = {sid: status[sid] for sid in unique if status[sid] != "present"}
+            if not ids:
+                answers.append(ForecastError("no series requested", {}))
+            elif problems:
+                answers.append(
+                    ForecastError(
+                        f"{len(problems)} of {len(unique)} series have no usable features at "
+                        f"{windows.as_of.isoformat()}",
+                        problems,
+                    )
+                )
+            elif unserved is not None:
+                answers.append(unserved)
             else:
-                shadow_later.extend(jobs)
-        return out, logged
+                out = [forecasts[sid] for sid in unique]
+                logged = [
+                    _logged(self.dataset, request_id, f, serving[f.series_id], True, mode, source)
+                    for f in out
+                ]
+                jobs = [
+                    ShadowJob(
+                        self.dataset,
+                        request_id,
+                        mode,
+                        source,
+                        model,
+                        windows.select([unique[i] for i in idx]),
+                    )
+                    for model, idx in _groups(shadow, unique)
+                ]
+                if jobs and shadow_later is None:
+                    logged.extend(shadow_rows(jobs))
+                elif jobs:
+                    shadow_later.extend(jobs)
+                answers.append((out, logged))
+        return answers
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,42 @@ def test_batch_forecasts_every_series_and_online_answers_equal_them_bit_for_bit(
     }
 
 
+def test_concurrent_requests_are_answered_together_each_as_it_would_be_alone(served, client):
+    """Requests waiting on the event loop share one feature read, forward pass and commit; each gets
+    what it would get alone, a refused one does not refuse the others, each is logged as itself."""
+    import re
+    from concurrent.futures import ThreadPoolExecutor
+
+    from seqops.serving.log import PredictionLog
+
+    _set(served["settings"], champion="1", challenger="2", mode="canary", share=0.1)  # AEP canary
+    alone = {ids: _online(client, ids).json()["forecasts"] for ids in [("AEP",), ("DUQ",), ("AEP", "DUQ")]}
+    assert [f["model"]["version"] for f in alone[("AEP", "DUQ")]] == ["2", "1"]
+    asks = [("AEP",), ("DUQ",), ("AEP", "DUQ"), ("ZONE_X",)] * 6
+    with ThreadPoolExecutor(len(asks)) as pool:  # TestClient runs them all on one event loop
+        answers = list(pool.map(lambda ids: _online(client, ids), asks))
+    for ids, answer in zip(asks, answers, strict=True):
+        if ids == ("ZONE_X",):
+            assert answer.status_code == 422 and answer.json()["detail"]["series"] == {"ZONE_X": "missing"}
+            continue
+        assert answer.status_code == 200 and answer.json()["forecasts"] == alone[ids]
+        rows = PredictionLog(served["settings"]).rows(request_id=answer.json()["request_id"], served=True)
+        assert sorted(r["series_id"] for r in rows) == sorted(ids)
+    metrics = client.get("/metrics").text
+
+    def value(name: str) -> float:
+        return sum(
+            float(v) for v in re.findall(rf"^{name}\{{[^}}]*dataset=\"pjm\"[^}}]*\}} (\S+)$", metrics, re.M)
+        )
+
+    answered = value("seqops_forecast_requests_total")
+    batched, batches = (
+        value("seqops_forecast_batch_requests_sum"),
+        value("seqops_forecast_batch_requests_count"),
+    )
+    assert answered >= 3 + len(asks) and batched == answered and batches < answered  # some together
+
+
 def test_requests_need_the_token_and_bad_input_gets_a_4xx_saying_which(client):
     assert client.post("/v1/forecast", json={}, headers={"Authorization": "Bearer nope"}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
