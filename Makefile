@@ -93,7 +93,7 @@ bench-features: $(RUNTIME) ## The feature-store benchmark (seqops next to plain 
 
 bench-platform: bench-features $(RUNTIME) sysdeps ## The platform's own benchmarks: features, ingest, serving, drift, scale
 	$(BIN)/python benchmarks/bench_ingest.py --out benchmarks/results/ingest.json
-	$(BIN)/python benchmarks/bench_serving.py --out benchmarks/results/serving.json
+	$(BIN)/python benchmarks/bench_serving.py --workers 1 --out benchmarks/results/serving.json
 	$(BIN)/python benchmarks/bench_drift.py --out benchmarks/results/drift.json
 	$(BIN)/python benchmarks/bench_scale.py --out benchmarks/results/scale.json
 

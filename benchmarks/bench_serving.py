@@ -11,8 +11,9 @@ each the median of ``--repeats`` runs of the phase (every run is kept in the res
 wrk is a C program that takes a few per cent of a core, so the figures are the servers', not a
 Python client's. seqops reads the window from the Feast online store and commits every forecast to
 the prediction log before answering; `mlflow models serve` receives the window in the request and
-logs nothing. Both run with the same number of worker processes (a round with 1, a round with 2:
-one Python process uses about one core) on this 2-core machine, wrk on the same cores; the
+logs nothing. Both run with the same number of worker processes (a round per ``--workers`` value,
+1 by default: uvicorn's workers share one socket and the kernel may give one worker every
+connection of a phase) on this 2-core machine, wrk on the same cores; the
 service checks the registry every 30 s (its default), and each routing mode is measured once the
 service reports it. The shadow and canary phases also count, from the prediction log, the shadow
 forecasts logged against the served ones (what the shadow queue did not drop); every phase starts
@@ -332,7 +333,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10, help="seconds per phase")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each phase; its median is reported")
     parser.add_argument(
-        "--workers", type=int, nargs="+", default=[1, 2], help="worker processes per server, a round each"
+        "--workers", type=int, nargs="+", default=[1], help="worker processes per server, a round each"
     )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--home", type=Path, default=None, help="keep the set-up here and reuse it")
