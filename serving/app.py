@@ -12,6 +12,7 @@ the probes answer without it and say nothing but status.
 # No `from __future__ import annotations`: FastAPI reads the route signatures at runtime.
 import asyncio
 import json
+import logging
 import secrets as pysecrets
 import time
 import uuid
@@ -162,7 +163,12 @@ def create_app(
                 router.errors["features"] = f"feature store not readable yet: {exc}"
             router.refresh_in_background()
         if any(r.route is not None and r.route.mode != "champion" for r in routers.values()):
-            shadow_process.warm()  # shadow work from the first request on: start its process now
+            try:  # shadow work from the first request on: start its process now
+                shadow_process.warm()
+            except Exception:  # the served arm does not need it; each shadow batch tries again
+                logging.getLogger(__name__).exception(
+                    "the shadow scoring process did not start; serving goes on, shadow batches retry it"
+                )
         freeze_heap()  # after the imports and the models: see freeze_heap
 
     @app.on_event("shutdown")

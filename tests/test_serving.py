@@ -122,6 +122,27 @@ def test_batch_forecasts_every_series_and_online_answers_equal_them_bit_for_bit(
     }
 
 
+def test_a_shadow_process_that_cannot_start_does_not_stop_the_service(served, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from seqops.serving.app import create_app
+    from seqops.serving.shadow import ShadowProcess
+
+    def broken(self):
+        raise RuntimeError("no process for you")
+
+    monkeypatch.setattr(ShadowProcess, "warm", broken)
+    _set(served["settings"], champion="1", challenger="2", mode="shadow")  # startup warms it
+    app = create_app(served["settings"], datasets=["pjm"], token="s3cret", refresh_s=0.0)
+    with TestClient(app) as c:
+        c.headers["Authorization"] = "Bearer s3cret"
+        assert c.get("/readyz").status_code == 200
+        answer = _online(c)
+        assert answer.status_code == 200 and {f["model"]["version"] for f in answer.json()["forecasts"]} == {
+            "1"
+        }
+
+
 def test_concurrent_requests_are_answered_together_each_as_it_would_be_alone(served, client):
     """Requests waiting on the event loop share one feature read, forward pass and commit; each gets
     what it would get alone, a refused one does not refuse the others, each is logged as itself."""

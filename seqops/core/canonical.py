@@ -197,9 +197,8 @@ def _read_parquet(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         for batch in parquet.iter_batches(batch_size=chunk_rows):
             frame = batch.to_pandas(integer_object_nulls=True)  # ids 1, 2, null stay "1", "2"
             for name in integers:
-                column = batch.column(name).cast(
-                    pa.int64()
-                )  # (uint64 beyond int64 fails: reported as corrupt)
+                # (uint64 beyond int64 fails the cast: reported as corrupt)
+                column = batch.column(name).cast(pa.int64())
                 beyond = pc.greater(pc.abs(column), pa.scalar(_EXACT_INT, pa.int64())).fill_null(False)
                 big = np.flatnonzero(beyond.to_numpy(zero_copy_only=False))
                 if len(big):
