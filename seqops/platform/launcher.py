@@ -256,7 +256,10 @@ def init(settings: Settings, progress: Progress = print) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    if settings.profile == "embedded":
+    # A tracking store the processes open as a database (SQLite embedded, PostgreSQL in the local
+    # production profile) gets its schema now: the MLflow server and the service's workers would
+    # otherwise race to create it on first use (seen: CREATE TABLE alembic_version failing in one).
+    if not settings.tracking_uri.startswith(("http://", "https://")):
         progress("initialising the MLflow tracking store ...")
         from seqops.registry.tracking import init_tracking_store
 
