@@ -13,8 +13,9 @@ batch interval), and for each batch:
 
 Good batches flow on even when others are rejected. `emit_curated` then emits the
 `seqops_curated` Asset event that schedules `materialize_features`, and `summarize` fails the run
-when any batch was quarantined, so a rejection is visible here. Re-running a run re-processes the
-batches that run claimed and changes nothing.
+when any batch was quarantined or did not finish, so a rejection or a fault is visible here.
+Re-running a run re-processes the batches that run claimed and changes nothing; a `land` retried
+after a crash keeps what it had claimed.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def ingest_sequences():
 
     @task(trigger_rule="all_done")
     def summarize(refs: list[dict]) -> dict:
-        """Reconcile counts; fail the run when any batch was quarantined."""
+        """Reconcile counts; fail the run when any batch was quarantined or did not finish."""
         from airflow.sdk.exceptions import AirflowFailException
 
         from seqops.core.settings import get_settings
@@ -109,7 +110,7 @@ def ingest_sequences():
 
         summary = run_summary(get_settings(), refs)
         print(summary["text"])
-        if summary["rejected"]:
+        if summary["rejected"] or summary["unfinished"]:
             raise AirflowFailException(summary["text"])
         return {k: v for k, v in summary.items() if k != "text"}
 

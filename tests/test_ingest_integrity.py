@@ -122,6 +122,41 @@ def test_a_failed_publish_is_quarantined_whole_and_a_rerun_publishes_and_release
 
 
 # ---- retry that works ------------------------------------------------------------------------------
+def test_a_claim_cut_short_is_kept_by_its_retry_and_an_unfinished_batch_fails_the_summary(
+    home, tmp_path, monkeypatch
+):
+    """The DAG's land task retries: a claim cut short after a file left incoming must keep it."""
+    from seqops.core.store import LandingZone
+    from seqops.flows.ingest import claim_for_run, run_summary
+
+    zone = LandingZone(home)
+    incoming = zone.incoming("default")
+    for name in ("a.csv", "b.csv", "c.csv"):
+        (incoming / name).write_text(HEADER + _rows(name[0].upper()))
+    archive = LandingZone.archive
+
+    def crash_on_b(self, path, dataset):
+        if path.name == "b.csv":
+            raise OSError(5, "Input/output error")
+        archive(self, path, dataset)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LandingZone, "archive", crash_on_b)
+        with pytest.raises(OSError):
+            claim_for_run(home, "manual__1")
+    assert sorted(p.name for p in incoming.iterdir()) == ["b.csv", "c.csv"]  # a.csv left incoming
+    refs = claim_for_run(home, "manual__1")  # the retry
+    assert sorted(r.original_name for r in refs) == ["a.csv", "b.csv", "c.csv"]
+    assert list(incoming.iterdir()) == []
+    assert claim_for_run(home, "manual__1") == refs  # complete: the same claim, nothing new
+    (incoming / "d.csv").write_text(HEADER + _rows("D"))
+    assert claim_for_run(home, "manual__1") == refs
+
+    summary = run_summary(home, [r.to_dict() for r in refs])  # claimed, never validated
+    assert sorted(summary["unfinished"]) == sorted(r.batch_id for r in refs)
+    assert "not finished: " in summary["text"] and "clear this run's failed tasks" in summary["text"]
+
+
 def test_a_resend_under_the_name_the_error_asked_for_gets_a_fresh_verdict(home, tmp_path):
     wrong = tmp_path / "batch.txt"
     wrong.write_text(HEADER + _rows())
@@ -330,9 +365,13 @@ def test_concurrent_ingests_of_the_same_file_publish_it_once(tmp_path):
     path = tmp_path / "big.csv"
     rows = _big_batch(path, series=50, hours=200)
     home = tmp_path / "home"
-    procs = [_seqops(home, "ingest", str(path), "--dataset", "default", "--json") for _ in range(3)]
+    procs = [_seqops(home, "ingest", str(path), "--dataset", "default", "--json") for _ in range(4)]
     results = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0, 0, 0], [e[-1500:] for _, e in results]
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], [e[-1500:] for _, e in results]
+    verdicts = [json.loads(out.strip().splitlines()[-1]) for out, _ in results]
+    assert {(v["batch_id"], v["accepted"], v["rows_accepted"], v["table_version"]) for v in verdicts} == {
+        (verdicts[0]["batch_id"], True, rows, verdicts[0]["table_version"])
+    }  # one verdict, one commit: the later ingests waited for the first and read its verdict
     _assert_whole_once(home, rows)
 
 

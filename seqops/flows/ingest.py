@@ -13,8 +13,12 @@ The ``ingest_sequences`` DAG and ``seqops ingest`` call the same functions. Inva
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,6 +176,44 @@ def _brief(outcome) -> str:
     return f"{outcome.rule or outcome.expectation}{column}: {outcome.unexpected_count} rows"
 
 
+_held = threading.local()  # the batch locks this thread holds (a nested stage does not wait on itself)
+
+
+@contextmanager
+def batch_lock(settings: Settings, ref: BatchRef) -> Iterator[None]:
+    """Hold one batch's lock: stages of the same batch in other processes (two ingests of one
+    file, a DAG task and ``seqops ingest``) wait, so a verdict is never written or read half-way.
+
+    Waits up to an hour: the holder is validating or publishing the same batch, whose verdict the
+    waiter then reads instead of working it out again.
+    """
+    from seqops.core.locks import named_lock
+
+    name = f"batch-{ref.dataset}-{ref.batch_id}"
+    held = _held.__dict__.setdefault("names", set())
+    if name in held:
+        yield
+        return
+    with named_lock(settings, name, timeout=3600):
+        held.add(name)
+        try:
+            yield
+        finally:
+            held.discard(name)
+
+
+def _locked(stage):
+    """Run a stage ``(settings, ref, ...)`` under the batch's lock."""
+
+    @functools.wraps(stage)
+    def run(settings: Settings, ref: BatchRef, *args, **kwargs):
+        with batch_lock(settings, ref):
+            return stage(settings, ref, *args, **kwargs)
+
+    return run
+
+
+@_locked
 def validate(settings: Settings, ref: BatchRef, *, now: datetime | None = None) -> IngestOutcome:
     """Validate a landed batch and write its report; quarantine it whole when rejected.
 
@@ -270,6 +312,7 @@ def _verdict(
     return outcome
 
 
+@_locked
 def publish(settings: Settings, ref: BatchRef) -> int:
     """Write an accepted batch's rows to the curated store (one commit); return its rows.
 
@@ -342,39 +385,58 @@ def ingest_file(
 ) -> IngestOutcome:
     """The whole path for one file: land, validate, then publish or quarantine."""
     ref = land_file(settings, path, dataset, interval=interval)
-    outcome = validate(settings, ref, now=now)
-    if outcome.accepted:
-        try:
-            publish(settings, ref)
-        except BatchRejected as rejected:
-            return rejected.outcome
-        return IngestOutcome(**json.loads((report_dir(settings, ref) / "outcome.json").read_text()))
-    return outcome
+    with batch_lock(settings, ref):  # a concurrent ingest of the same file waits, then reads this verdict
+        outcome = validate(settings, ref, now=now)
+        if outcome.accepted:
+            try:
+                publish(settings, ref)
+            except BatchRejected as rejected:
+                return rejected.outcome
+            return IngestOutcome(**json.loads((report_dir(settings, ref) / "outcome.json").read_text()))
+        return outcome
 
 
 def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None = None) -> list[BatchRef]:
     """Land pending batches for one pipeline run, remembering the claim.
 
     A re-run of the same run id returns the batches it claimed the first time (and claims nothing
-    new), so clearing a run re-processes exactly its own batches.
+    new), so clearing a run re-processes exactly its own batches. Each claim is recorded before its
+    file leaves ``incoming``, so a retry of a claim cut short keeps what it had claimed and claims
+    the rest: no batch leaves ``incoming`` without belonging to a run.
     """
     from urllib.parse import quote
 
-    manifests = settings.landing_dir / "_runs"
-    manifest = manifests / f"{quote(run_id or 'manual', safe='')}.json"
+    manifest = settings.landing_dir / "_runs" / f"{quote(run_id or 'manual', safe='')}.json"
+    claimed: dict[str, BatchRef] = {}
     if run_id and manifest.exists():
-        return [BatchRef.from_dict(item) for item in json.loads(manifest.read_text())]
+        saved = json.loads(manifest.read_text())
+        if isinstance(saved, list):  # written whole, by an earlier seqops: complete
+            return [BatchRef.from_dict(item) for item in saved]
+        claimed = {item["batch_id"]: BatchRef.from_dict(item) for item in saved["refs"]}
+        if saved["complete"]:
+            return list(claimed.values())
+
+    def record(complete: bool) -> None:
+        if run_id:
+            manifest.parent.mkdir(parents=True, exist_ok=True)
+            refs = [ref.to_dict() for ref in claimed.values()]
+            write_atomic(manifest, json.dumps({"complete": complete, "refs": refs}, indent=2))
+
     if dataset:
         datasets = [dataset]
     elif settings.landing_dir.exists():
         datasets = sorted(p.name for p in settings.landing_dir.iterdir() if (p / "incoming").is_dir())
     else:
         datasets = []
-    refs = [ref for name in datasets for ref in land_pending(settings, name)]
-    if run_id:
-        manifests.mkdir(parents=True, exist_ok=True)
-        manifest.write_text(json.dumps([ref.to_dict() for ref in refs], indent=2))
-    return refs
+    zone = LandingZone(settings)
+    for name in datasets:
+        for path in zone.pending(name):
+            ref = land_file(settings, path, name)
+            claimed.setdefault(ref.batch_id, ref)
+            record(complete=False)  # before the file leaves incoming
+            zone.archive(path, name)
+    record(complete=True)
+    return list(claimed.values())
 
 
 def run_summary(settings: Settings, refs: list[dict]) -> dict:
@@ -418,6 +480,11 @@ def run_summary(settings: Settings, refs: list[dict]) -> dict:
         lines.append(
             f"  quarantined {item['batch_id']} ({item['source']}): {'; '.join(item['errors'])} "
             f"-> {item['quarantine_path']}"
+        )
+    if pending:
+        lines.append(
+            f"  not finished: {', '.join(pending)} (validate or publish did not complete; the raw copies "
+            "are kept: clear this run's failed tasks to finish them)"
         )
     return {
         "batches": len(refs),
