@@ -8,8 +8,10 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ZONES = ["AEP", "DAYTON", "DUQ"]  # at canary share 0.5, AEP and DUQ are canary series, DAYTON is not
 MIN_PAIRS = 8  # the canary (2 series) reaches a quarter of it, its first interim look, in 2 days
@@ -102,13 +104,23 @@ class Driver:
     """Replays the held-back days one at a time while a promotion run waits for paired actuals.
 
     A day is landed only when the run's active wait still lacks pairs (counted as its sensor counts
-    them, since its stage began), so the run advances exactly when the data allows it.
+    them, since its stage began) and its sensor has looked since the last day landed, so the run
+    advances exactly when the data allows it and the canary's interim looks see every day.
     """
 
     def __init__(self, admin, settings, run_id: str) -> None:
         self.admin, self.settings, self.run_id = admin, settings, run_id
         self.modes: list[str] = []
         self.steps = 0
+        self.stepped_at: datetime | None = None  # when the last replayed day had landed
+
+    def looked_since_step(self, task: str) -> bool:
+        """Has the sensor ``task`` poked since the last day landed? (A poke sets its start date.)"""
+        if self.stepped_at is None:
+            return True
+        path = f"/api/v2/dags/promote_forecaster/dagRuns/{quote(self.run_id, safe='')}/taskInstances/{task}"
+        started = self.admin.request("GET", path).get("start_date")
+        return started is not None and datetime.fromisoformat(started) > self.stepped_at
 
     def states(self) -> dict[str, str | None]:
         return {
@@ -117,8 +129,6 @@ class Driver:
 
     def xcom(self, task: str):
         """What a task of the run returned (the candidate; a stage's start time)."""
-        from urllib.parse import quote
-
         path = (
             f"/api/v2/dags/promote_forecaster/dagRuns/{quote(self.run_id, safe='')}/taskInstances/"
             f"{task}/xcomEntries/return_value"
@@ -145,7 +155,7 @@ class Driver:
             if self.admin.dag_run("promote_forecaster", self.run_id)["state"] in ("success", "failed"):
                 return states
             waiting = [s for s in ("shadow", "canary") if states.get(f"wait_{s}") == "up_for_reschedule"]
-            if waiting:
+            if waiting and self.looked_since_step(f"wait_{waiting[0]}"):
                 cand = self.xcom("candidate")
                 pairs = paired_count(
                     self.settings, "pjm", cand["version"], cand["champion"], self.xcom(waiting[0])
@@ -154,6 +164,7 @@ class Driver:
                     if before_step is not None:
                         before_step(mode)
                     assert step_inline(self.settings, "pjm", hours=24) is not None, "replay ran dry"
+                    self.stepped_at = datetime.now(UTC)
                     self.steps += 1
                     continue
             time.sleep(2)
@@ -192,3 +203,39 @@ def chromium(profile: Path):
     browser = webdriver.Chrome(options=opts, service=Service(driver))
     browser.implicitly_wait(15)
     return browser
+
+
+def _retried(browser, act, what: str, timeout: float):
+    """Wait until ``act(browser)`` succeeds: the Airflow UI (React) re-renders a list when its data
+    refreshes, so an element found a moment ago can be stale or covered when it is used."""
+    from selenium.common.exceptions import (
+        ElementClickInterceptedException,
+        ElementNotInteractableException,
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    transient = (
+        StaleElementReferenceException,
+        NoSuchElementException,
+        ElementClickInterceptedException,
+        ElementNotInteractableException,
+    )
+    return WebDriverWait(browser, timeout, ignored_exceptions=transient).until(
+        act, f"{what} (after {timeout:g} s)"
+    )
+
+
+def click(browser, by: str, value: str, *, timeout: float = 30):
+    """Find the element afresh and click it, again while it goes stale under a re-render."""
+    return _retried(
+        browser, lambda b: b.find_element(by, value).click() or True, f"cannot click {value!r}", timeout
+    )
+
+
+def text_of(browser, by: str, value: str, *, timeout: float = 30) -> str:
+    """The text of an element, read again while it goes stale under a re-render."""
+    return _retried(
+        browser, lambda b: b.find_element(by, value).text or None, f"no text in {value!r}", timeout
+    )

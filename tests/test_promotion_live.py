@@ -23,11 +23,13 @@ from promotion_live import (
     ZONES,
     Driver,
     chromium,
+    click,
     kill_scheduler,
     platform_env,
     register,
     replayable_data,
     seqops,
+    text_of,
     train_once,
 )
 
@@ -99,17 +101,17 @@ def test_promotion_gates_browser_approval_scheduler_kill_and_canary_rollback(
             browser.get(f"{platform.airflow_url(settings)}/required_actions?response_received=false")
             browser.find_element(By.NAME, "username").send_keys("alice")
             browser.find_element(By.NAME, "password").send_keys(user_password(settings, "alice"))
-            browser.find_element(By.XPATH, "//button[normalize-space()='Sign in']").click()
+            click(browser, By.XPATH, "//button[normalize-space()='Sign in']")
             subject = "Promote pjm challenger v2 to champion?"
-            browser.find_element(By.LINK_TEXT, subject).click()
-            approve = WebDriverWait(browser, 30).until(
+            click(browser, By.LINK_TEXT, subject)  # the list refreshes under the cursor: found afresh
+            WebDriverWait(browser, 30).until(
                 ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Approve']"))
             )
-            evidence = browser.find_element(By.TAG_NAME, "table").text
+            evidence = text_of(browser, By.TAG_NAME, "table")
             assert "backtest pass" in evidence and "canary pass" in evidence, evidence
-            assert "challenger v2 against champion v1" in browser.find_element(By.TAG_NAME, "body").text
+            assert "challenger v2 against champion v1" in text_of(browser, By.TAG_NAME, "body")
             browser.save_screenshot(str(shots / "1-required-action-evidence.png"))
-            approve.click()
+            click(browser, By.XPATH, "//button[normalize-space()='Approve']")
             assert admin.wait_for_run("promote_forecaster", first.run_id, timeout=300) == "success"
             browser.refresh()
             browser.save_screenshot(str(shots / "2-approved.png"))
@@ -121,10 +123,8 @@ def test_promotion_gates_browser_approval_scheduler_kill_and_canary_rollback(
                 "Network.setExtraHTTPHeaders", {"headers": {"Authorization": f"Basic {token}"}}
             )
             browser.get(f"{platform.mlflow_url(settings)}/#/models/seqops-forecaster-pjm")
-            WebDriverWait(browser, 60).until(
-                lambda b: "Version 2" in b.find_element(By.TAG_NAME, "body").text
-            )
-            page = browser.find_element(By.TAG_NAME, "body").text
+            WebDriverWait(browser, 60).until(lambda b: "Version 2" in text_of(b, By.TAG_NAME, "body"))
+            page = text_of(browser, By.TAG_NAME, "body")
             row_of_v2 = page[page.index("Version 2") : page.index("Version 1")]
             assert "@ champion" in row_of_v2 and "approved_by\n: alice" in row_of_v2, row_of_v2
             browser.save_screenshot(str(shots / "3-mlflow-champion.png"))
