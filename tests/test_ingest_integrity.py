@@ -157,6 +157,23 @@ def test_a_claim_cut_short_is_kept_by_its_retry_and_an_unfinished_batch_fails_th
     assert "not finished: " in summary["text"] and "clear this run's failed tasks" in summary["text"]
 
 
+def test_a_batch_being_written_into_incoming_is_not_claimed_until_it_is_whole(home):
+    from seqops.core.store import LandingZone, arriving
+    from seqops.flows.ingest import claim_for_run
+
+    zone = LandingZone(home)
+    path = zone.incoming("default") / "b.csv"
+    interval = {"interval_start": "2020-01-01T00:00:00+00:00", "interval_end": "2020-01-01T06:00:00+00:00"}
+    with arriving(path, interval) as tmp:
+        tmp.write_text(HEADER + _rows("A")[:30])  # half written, its meta already there
+        assert zone.pending("default") == [] and claim_for_run(home, "scheduled__1") == []
+        tmp.write_text(HEADER + _rows("A"))
+    assert zone.pending("default") == [path]
+    (ref,) = claim_for_run(home, "scheduled__2")
+    assert (ref.interval_start, ref.interval_end) == tuple(interval.values())
+    assert RawStore(home).refs("default")[0].bytes == len(HEADER + _rows("A"))
+
+
 def test_a_resend_under_the_name_the_error_asked_for_gets_a_fresh_verdict(home, tmp_path):
     wrong = tmp_path / "batch.txt"
     wrong.write_text(HEADER + _rows())

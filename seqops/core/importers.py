@@ -183,13 +183,15 @@ def write_batches(
         out = part.copy()
         out["timestamp"] = out["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
         path = out_dir / f"{name}.csv.gz"
-        # mtime=0 keeps gzip output byte-identical across runs, so batch ids are stable.
+        meta = {"interval_start": start.isoformat(), "interval_end": end.isoformat(), "source": prefix}
         import gzip
 
-        with gzip.GzipFile(path, "wb", mtime=0) as fh:
-            fh.write(out.to_csv(index=False).encode())
-        meta = {"interval_start": start.isoformat(), "interval_end": end.isoformat(), "source": prefix}
-        path.with_name(path.name + ".meta.json").write_text(json.dumps(meta, indent=2))
+        from seqops.core.store import arriving
+
+        with arriving(path, meta) as tmp, tmp.open("wb") as raw:  # out_dir may be a landing zone
+            # mtime=0 and the final name in the header keep the bytes, so the batch ids, stable
+            with gzip.GzipFile(filename=path.name, mode="wb", fileobj=raw, mtime=0) as fh:
+                fh.write(out.to_csv(index=False).encode())
         paths.append(path)
         if report is not None:
             report.rows_written += len(part)

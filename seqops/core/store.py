@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,6 +91,23 @@ def _create_once(path: Path, text: str) -> bool:
         return True
     except FileExistsError:
         return False
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def arriving(path: Path, meta: dict | None = None) -> Iterator[Path]:
+    """Write a batch file into a landing zone so that no claimer sees it half-written.
+
+    Yields a hidden temporary path beside ``path`` (``.<name>.part``, which no claim picks up) to
+    write to; ``<name>.meta.json`` is written first, then the file moves into place in one step.
+    """
+    if meta is not None:
+        write_atomic(path.with_name(path.name + ".meta.json"), json.dumps(meta, indent=2))
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        yield tmp
+        os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 

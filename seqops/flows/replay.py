@@ -63,7 +63,7 @@ def next_batch(settings: Settings, dataset: str, hours: int) -> tuple[Path, date
     """Land the next ``hours`` hours of held-back data as one batch; return it and its newest hour."""
     import pandas as pd
 
-    from seqops.core.store import LandingZone, write_atomic
+    from seqops.core.store import LandingZone, arriving, write_atomic
 
     frame = _held_back(settings, dataset)
     done = position(settings, dataset)
@@ -76,12 +76,12 @@ def next_batch(settings: Settings, dataset: str, hours: int) -> tuple[Path, date
     step = settings.dataset(dataset).step
     incoming = LandingZone(settings).incoming(dataset)
     path = incoming / f"{dataset}_replay_{first:%Y%m%dT%H%M}.csv"
-    part[["series_id", "timestamp", "value"]].to_csv(path, index=False)
     meta = {
         "interval_start": first.isoformat(),
         "interval_end": (last + timedelta(seconds=step.total_seconds())).isoformat(),
     }
-    path.with_name(path.name + ".meta.json").write_text(json.dumps(meta))
+    with arriving(path, meta) as tmp:  # the hourly ingest run never claims it half-written
+        part[["series_id", "timestamp", "value"]].to_csv(tmp, index=False)
     write_atomic(_position_file(settings, dataset), json.dumps({"replayed_until": last.isoformat()}))
     return path, last.to_pydatetime()
 
