@@ -251,8 +251,10 @@ class LandingZone:
         done = self.root / check_dataset_name(dataset) / "landed"
         done.mkdir(parents=True, exist_ok=True)
         for item in (path, path.with_name(path.name + ".meta.json")):
-            if item.exists():
+            try:
                 item.replace(done / item.name)
+            except FileNotFoundError:
+                pass  # no meta, or a concurrent claimer (which landed it first) moved it
 
 
 @dataclass(frozen=True)
