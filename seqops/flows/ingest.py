@@ -17,7 +17,7 @@ import functools
 import json
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -123,12 +123,19 @@ def land_file(
     return RawStore(settings).put(path, dataset, interval=declared)
 
 
-def land_pending(settings: Settings, dataset: str) -> list[BatchRef]:
-    """Claim every file waiting in ``landing/<dataset>/incoming``: raw copy first, then archive."""
+def land_pending(
+    settings: Settings, dataset: str, *, claimed: Callable[[BatchRef], None] | None = None
+) -> list[BatchRef]:
+    """Claim every file waiting in ``landing/<dataset>/incoming``: raw copy first, then archive.
+
+    ``claimed(ref)`` is called for each batch between the two (a run records its claim there).
+    """
     zone = LandingZone(settings)
     refs = []
     for path in zone.pending(dataset):
         refs.append(land_file(settings, path, dataset))
+        if claimed is not None:
+            claimed(refs[-1])
         zone.archive(path, dataset)
     return refs
 
@@ -418,11 +425,13 @@ def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None
         if saved["complete"]:
             return list(claimed.values())
 
-    def record(complete: bool) -> None:
+    def record(ref: BatchRef | None = None) -> None:  # a ref claimed, or None: the claim is complete
+        if ref is not None:
+            claimed.setdefault(ref.batch_id, ref)
         if run_id:
             manifest.parent.mkdir(parents=True, exist_ok=True)
             refs = [ref.to_dict() for ref in claimed.values()]
-            write_atomic(manifest, json.dumps({"complete": complete, "refs": refs}, indent=2))
+            write_atomic(manifest, json.dumps({"complete": ref is None, "refs": refs}, indent=2))
 
     if dataset:
         datasets = [dataset]
@@ -430,14 +439,9 @@ def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None
         datasets = sorted(p.name for p in settings.landing_dir.iterdir() if (p / "incoming").is_dir())
     else:
         datasets = []
-    zone = LandingZone(settings)
     for name in datasets:
-        for path in zone.pending(name):
-            ref = land_file(settings, path, name)
-            claimed.setdefault(ref.batch_id, ref)
-            record(complete=False)  # before the file leaves incoming
-            zone.archive(path, name)
-    record(complete=True)
+        land_pending(settings, name, claimed=record)  # each claim recorded before its file leaves incoming
+    record()
     return list(claimed.values())
 
 
