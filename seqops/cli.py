@@ -88,7 +88,7 @@ def ingest(
     interval = (interval_start, interval_end) if (interval_start or interval_end) else None
     try:
         outcome = ingest_file(settings, path, dataset, interval=interval)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, TimeoutError) as exc:
         _say(f"error: {exc}")
         if as_json:
             typer.echo(json.dumps({"status": "error", "error": str(exc)}))

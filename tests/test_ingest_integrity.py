@@ -174,6 +174,28 @@ def test_a_batch_being_written_into_incoming_is_not_claimed_until_it_is_whole(ho
     assert RawStore(home).refs("default")[0].bytes == len(HEADER + _rows("A"))
 
 
+def test_an_ingest_that_waits_too_long_for_the_batch_says_so_and_changes_nothing(home, tmp_path, monkeypatch):
+    from seqops.core.locks import named_lock
+    from seqops.flows import ingest
+    from seqops.flows.ingest import land_file
+
+    path = tmp_path / "b.csv"
+    path.write_text(HEADER + _rows("A"))
+    ref = land_file(home, path, "default")
+    monkeypatch.setattr(ingest, "BATCH_LOCK_WAIT_S", 0.2)
+    with named_lock(home, f"batch-default-{ref.batch_id[:2]}"):  # another process works on it
+        result, summary = _ingest(path, "--dataset", "default")
+    assert result.exit_code == 2 and summary["status"] == "error"
+    assert (
+        f"batch {ref.batch_id} (b.csv, dataset default) is still being validated or published"
+        in (summary["error"])
+    )
+    assert f"its raw copy is kept at {ref.raw_path}" in summary["error"]
+    assert CuratedStore(home).version("default") is None and Quarantine(home).batches("default") == []
+    result, summary = _ingest(path, "--dataset", "default")  # once it ends
+    assert result.exit_code == 0 and summary["rows_accepted"] == 6
+
+
 def test_a_resend_under_the_name_the_error_asked_for_gets_a_fresh_verdict(home, tmp_path):
     wrong = tmp_path / "batch.txt"
     wrong.write_text(HEADER + _rows())

@@ -18,7 +18,7 @@ import json
 import shutil
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,6 +183,9 @@ def _brief(outcome) -> str:
     return f"{outcome.rule or outcome.expectation}{column}: {outcome.unexpected_count} rows"
 
 
+#: how long a stage waits for another process working on the same batch (a big batch's validation
+#: takes minutes)
+BATCH_LOCK_WAIT_S = 3600.0
 _held = threading.local()  # the batch locks this thread holds (a nested stage does not wait on itself)
 
 
@@ -203,7 +206,15 @@ def batch_lock(settings: Settings, ref: BatchRef) -> Iterator[None]:
     if name in held:
         yield
         return
-    with named_lock(settings, name, timeout=3600):
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(named_lock(settings, name, timeout=BATCH_LOCK_WAIT_S))
+        except TimeoutError as exc:
+            raise TimeoutError(
+                f"batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}) is still being validated "
+                f"or published by another process after {BATCH_LOCK_WAIT_S:g} s (lock {name!r}); nothing of "
+                f"it changed here and its raw copy is kept at {ref.raw_path}: ingest the file again later"
+            ) from exc
         held.add(name)
         try:
             yield
