@@ -88,6 +88,24 @@ def test_a_held_lock_times_out_naming_it_and_a_dead_holder_releases_it(servers, 
         pass
 
 
+@pytest.mark.services
+def test_a_lock_whose_connection_dropped_does_not_fail_the_work_it_guarded(servers, tmp_path):
+    import psycopg
+
+    from seqops.core.locks import named_lock
+
+    settings = Settings(home=tmp_path / "home", prediction_log_url=servers[0])
+    with named_lock(settings, "dropped"):  # the database restarts, or ends the idle session
+        with psycopg.connect(servers[0], autocommit=True) as admin:
+            ended = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
+                " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended('seqops:dropped', 0)"
+            ).fetchall()
+            assert ended == [(True,)]  # the holder's own session, ended under it
+    with named_lock(settings, "dropped", timeout=5):  # PostgreSQL released it with the connection
+        pass
+
+
 def test_the_embedded_profile_locks_with_a_file_under_home(tmp_path):
     from seqops.core.locks import lock_database
 

@@ -9,7 +9,7 @@ one machine: a file lock under home does the same there.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from seqops.core.settings import Settings
 
@@ -55,4 +55,6 @@ def named_lock(settings: Settings, name: str, *, timeout: float = 120.0) -> Iter
         try:
             yield
         finally:
-            conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
+            # a dropped connection already released the lock; its error must not fail the block's work
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
