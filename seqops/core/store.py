@@ -99,12 +99,15 @@ def _create_once(path: Path, text: str) -> bool:
 def arriving(path: Path, meta: dict | None = None) -> Iterator[Path]:
     """Write a batch file into a landing zone so that no claimer sees it half-written.
 
-    Yields a hidden temporary path beside ``path`` (``.<name>.part``, which no claim picks up) to
-    write to; ``<name>.meta.json`` is written first, then the file moves into place in one step.
+    Yields a hidden temporary path beside ``path`` (``.<name>.<random>.part``, which no claim picks
+    up; its own for each writer) to write to; ``<name>.meta.json`` is written first, then the file
+    moves into place in one step.
     """
     if meta is not None:
         write_atomic(path.with_name(path.name + ".meta.json"), json.dumps(meta, indent=2))
-    tmp = path.with_name(f".{path.name}.part")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
     try:
         yield tmp
         os.replace(tmp, path)
