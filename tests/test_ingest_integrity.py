@@ -157,6 +157,35 @@ def test_a_claim_cut_short_is_kept_by_its_retry_and_an_unfinished_batch_fails_th
     assert "not finished: " in summary["text"] and "clear this run's failed tasks" in summary["text"]
 
 
+def test_one_run_claims_the_same_file_in_two_datasets_as_two_batches_and_skips_a_file_taken_meanwhile(
+    home, monkeypatch
+):
+    from seqops.core.store import LandingZone
+    from seqops.flows import ingest
+    from seqops.flows.ingest import claim_for_run
+
+    zone = LandingZone(home)
+    for dataset in ("default", "pjm"):
+        (zone.incoming(dataset) / "b.csv").write_text(HEADER + _rows("A"))
+    refs = claim_for_run(home, "scheduled__1")
+    assert sorted((r.dataset, r.original_name) for r in refs) == [("default", "b.csv"), ("pjm", "b.csv")]
+    assert refs[0].batch_id == refs[1].batch_id  # same bytes, name and interval: the id alone is not the key
+    assert claim_for_run(home, "scheduled__1") == refs  # the recorded claim keeps both
+
+    for name in ("c.csv", "d.csv"):
+        (zone.incoming("default") / name).write_text(HEADER + _rows(name[0].upper()))
+    land_file = ingest.land_file
+
+    def another_claimer_takes_d_first(settings, path, dataset, **kwargs):
+        if path.name == "c.csv":
+            (zone.incoming("default") / "d.csv").unlink()
+        return land_file(settings, path, dataset, **kwargs)
+
+    monkeypatch.setattr(ingest, "land_file", another_claimer_takes_d_first)
+    (ref,) = claim_for_run(home, "scheduled__2")
+    assert ref.original_name == "c.csv" and list(zone.incoming("default").iterdir()) == []
+
+
 def test_a_batch_being_written_into_incoming_is_not_claimed_until_it_is_whole(home):
     from seqops.core.store import LandingZone, arriving
     from seqops.flows.ingest import claim_for_run
@@ -187,8 +216,8 @@ def test_an_ingest_that_waits_too_long_for_the_batch_says_so_and_changes_nothing
         result, summary = _ingest(path, "--dataset", "default")
     assert result.exit_code == 2 and summary["status"] == "error"
     assert (
-        f"batch {ref.batch_id} (b.csv, dataset default) is still being validated or published"
-        in (summary["error"])
+        f"batch {ref.batch_id} (b.csv, dataset default) waited 0.2 s for lock "
+        f"'batch-default-{ref.batch_id[:2]}', held all that time by another ingest" in summary["error"]
     )
     assert f"its raw copy is kept at {ref.raw_path}" in summary["error"]
     assert CuratedStore(home).version("default") is None and Quarantine(home).batches("default") == []

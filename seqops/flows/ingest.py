@@ -133,7 +133,12 @@ def land_pending(
     zone = LandingZone(settings)
     refs = []
     for path in zone.pending(dataset):
-        refs.append(land_file(settings, path, dataset))
+        try:
+            refs.append(land_file(settings, path, dataset))
+        except FileNotFoundError:
+            if path.exists():
+                raise
+            continue  # another claimer (seqops ingest of this very file, say) took it meanwhile
         if claimed is not None:
             claimed(refs[-1])
         zone.archive(path, dataset)
@@ -211,9 +216,10 @@ def batch_lock(settings: Settings, ref: BatchRef) -> Iterator[None]:
             stack.enter_context(named_lock(settings, name, timeout=BATCH_LOCK_WAIT_S))
         except TimeoutError as exc:
             raise TimeoutError(
-                f"batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}) is still being validated "
-                f"or published by another process after {BATCH_LOCK_WAIT_S:g} s (lock {name!r}); nothing of "
-                f"it changed here and its raw copy is kept at {ref.raw_path}: ingest the file again later"
+                f"batch {ref.batch_id} ({ref.original_name}, dataset {ref.dataset}) waited "
+                f"{BATCH_LOCK_WAIT_S:g} s for lock {name!r}, held all that time by another ingest (of this "
+                f"batch, or of one whose id also starts {ref.batch_id[:2]!r}); nothing of it changed here "
+                f"and its raw copy is kept at {ref.raw_path}: ingest the file again later"
             ) from exc
         held.add(name)
         try:
@@ -426,19 +432,23 @@ def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None
     """
     from urllib.parse import quote
 
+    from seqops.core.locks import named_lock
+
     manifest = settings.landing_dir / "_runs" / f"{quote(run_id or 'manual', safe='')}.json"
-    claimed: dict[str, BatchRef] = {}
+    # keyed by dataset too: the same bytes, name and interval in two datasets are two batches
+    claimed: dict[tuple[str, str], BatchRef] = {}
     if run_id and manifest.exists():
         saved = json.loads(manifest.read_text())
         if isinstance(saved, list):  # written whole, by an earlier seqops: complete
             return [BatchRef.from_dict(item) for item in saved]
-        claimed = {item["batch_id"]: BatchRef.from_dict(item) for item in saved["refs"]}
+        refs = (BatchRef.from_dict(item) for item in saved["refs"])
+        claimed = {(ref.dataset, ref.batch_id): ref for ref in refs}
         if saved["complete"]:
             return list(claimed.values())
 
     def record(ref: BatchRef | None = None) -> None:  # a ref claimed, or None: the claim is complete
         if ref is not None:
-            claimed.setdefault(ref.batch_id, ref)
+            claimed.setdefault((ref.dataset, ref.batch_id), ref)
         if run_id:
             manifest.parent.mkdir(parents=True, exist_ok=True)
             refs = [ref.to_dict() for ref in claimed.values()]
@@ -451,7 +461,12 @@ def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None
     else:
         datasets = []
     for name in datasets:
-        land_pending(settings, name, claimed=record)  # each claim recorded before its file leaves incoming
+        # one claimer a dataset at a time (the hourly run beside a triggered one or a replay step),
+        # so no two both copy a file that one of them then moves away
+        with named_lock(settings, f"claim-{name}", timeout=BATCH_LOCK_WAIT_S):
+            land_pending(
+                settings, name, claimed=record
+            )  # each claim recorded before its file leaves incoming
     record()
     return list(claimed.values())
 
