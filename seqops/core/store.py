@@ -257,7 +257,7 @@ class LandingZone:
             try:
                 item.replace(done / item.name)
             except FileNotFoundError:
-                pass  # no meta, or a concurrent claimer (which landed it first) moved it
+                pass  # no meta, or the file was removed meanwhile: its raw copy is already made
 
 
 @dataclass(frozen=True)

@@ -138,7 +138,7 @@ def land_pending(
         except FileNotFoundError:
             if path.exists():
                 raise
-            continue  # another claimer (seqops ingest of this very file, say) took it meanwhile
+            continue  # removed from incoming meanwhile (claimers take turns, so not by one of them)
         if claimed is not None:
             claimed(refs[-1])
         zone.archive(path, dataset)
@@ -464,9 +464,8 @@ def claim_for_run(settings: Settings, run_id: str | None, *, dataset: str | None
         # one claimer a dataset at a time (the hourly run beside a triggered one or a replay step),
         # so no two both copy a file that one of them then moves away
         with named_lock(settings, f"claim-{name}", timeout=BATCH_LOCK_WAIT_S):
-            land_pending(
-                settings, name, claimed=record
-            )  # each claim recorded before its file leaves incoming
+            # each claim recorded before its file leaves incoming
+            land_pending(settings, name, claimed=record)
     record()
     return list(claimed.values())
 
