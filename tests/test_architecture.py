@@ -66,6 +66,23 @@ def test_the_import_contracts_hold(view, tmp_path):
     assert "6 kept, 0 broken" in out.stdout
 
 
+def test_the_checkout_lints_as_installed_through_its_links():
+    """Each folder the wheel maps into `seqops` has its link in seqops/, so a bare lint-imports in
+    the checkout (what `make lint` runs) reads the package as installed."""
+    import tomllib
+
+    mapped = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in mapped.items():
+        if package != "seqops":
+            link = REPO / "seqops" / package.removeprefix("seqops.")
+            assert link.is_symlink() and link.resolve() == (REPO / folder).resolve(), link
+    out = subprocess.run(
+        [str(BIN / "lint-imports"), "--no-cache", "--no-logo"], cwd=REPO, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout[-3000:]
+    assert "6 kept, 0 broken" in out.stdout
+
+
 @pytest.mark.parametrize(
     ("module", "bad_import", "contract"),
     [
